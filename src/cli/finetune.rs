@@ -1,0 +1,215 @@
+//! `heal finetune`: flags and/or a TOML file -> [`FinetuneConfig`] -> a run directory.
+
+use crate::error::user;
+use crate::model::head::Pooling;
+use crate::train::optim::OptimizerKind;
+use crate::train::FinetuneConfig;
+use clap::Args;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Every option is optional here: a flag wins over the TOML file, the TOML file over the
+/// default. TOML keys are the flag names (`batch-size = 32`).
+#[derive(Args, Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FinetuneOptions {
+    /// Checkpoint: `minilm-l6` or an HF folder (config.json + model.safetensors or
+    /// pytorch_model.bin, tokenizer.json or vocab.txt). [default: minilm-l6]
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Data: `bbc-news`, a .jsonl/.jsonl.gz/.csv/.tsv file with text, label (and text_pair), or a
+    /// folder with train.* and validation.*/test.*. Label names come from labels.json beside
+    /// the file, else the sorted set of training labels. [default: bbc-news]
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Evaluation file (same format). Without it: the dataset's own held-out split.
+    #[arg(long, conflicts_with = "eval_split")]
+    pub eval_data: Option<PathBuf>,
+    /// Evaluate on a seeded, stratified carve-out of this fraction of the training data.
+    #[arg(long)]
+    pub eval_split: Option<f64>,
+    /// Train on a seeded random subset of this many training examples.
+    #[arg(long)]
+    pub max_train_examples: Option<usize>,
+    /// Passes over the training data. [default: 3]
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Peak learning rate. [default: 5e-5]
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Training batch size. [default: 32]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Evaluation batch size. [default: 64]
+    #[arg(long)]
+    pub eval_batch_size: Option<usize>,
+    /// Truncate every example to this many tokens, special tokens included. [default: 128]
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// What the classifier reads: cls (the first token, as HF) or mean (mean of the non-[CLS],
+    /// non-padding tokens). [default: cls]
+    #[arg(long, value_enum)]
+    pub pooling: Option<Pooling>,
+    /// adamw (decoupled weight decay) or adam (the paper's). [default: adamw]
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Weight decay. [default: 0]
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Fraction of steps for linear warm-up, then linear decay to 0. [default: 0.1]
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Clip the global gradient norm to this; 0 disables. [default: 1.0]
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// Seed for initialisation, dropout, batch order and carve-outs. [default: 42]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// auto, cpu, cuda or cuda:N. [default: auto]
+    #[arg(long)]
+    pub device: Option<String>,
+    /// libtorch threads. [default: one per core]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run directory. [default: runs/<model>-<data>-<time>]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Save the best epoch's model as an HF folder in <out>/checkpoint.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub save_checkpoint: Option<bool>,
+    /// Replace an existing run directory.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub overwrite: Option<bool>,
+    /// Flag a run as collapsed when one class gets more than this share of predictions. [default: 0.95]
+    #[arg(long)]
+    pub collapse_threshold: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    /// TOML file with any of the options below (keys are flag names); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: FinetuneOptions,
+}
+
+macro_rules! overlay {
+    ($top:expr, $base:expr, $($f:ident),*) => {
+        FinetuneOptions { $($f: $top.$f.or($base.$f)),* }
+    };
+}
+
+impl FinetuneOptions {
+    /// `self` where set, otherwise `base`.
+    pub fn over(self, base: FinetuneOptions) -> FinetuneOptions {
+        overlay!(self, base, model, data, eval_data, eval_split, max_train_examples, epochs, lr,
+            batch_size, eval_batch_size, max_len, pooling, optimizer, weight_decay, warmup,
+            grad_clip, seed, device, threads, out, save_checkpoint, overwrite, collapse_threshold)
+    }
+
+    pub fn from_toml(path: &Path) -> anyhow::Result<FinetuneOptions> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| user(format!("{}: cannot read the config ({e})", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            let msg = e.message().replace('\n', " ");
+            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            match line {
+                Some(l) => user(format!("{}: line {l}: {msg}", path.display())),
+                None => user(format!("{}: {msg}", path.display())),
+            }
+        })
+    }
+
+    /// Applies defaults and checks every value.
+    pub fn resolve(self) -> anyhow::Result<FinetuneConfig> {
+        let model = self.model.unwrap_or_else(|| crate::defaults::MINILM_L6.into());
+        let data = self.data.unwrap_or_else(|| crate::defaults::BBC_NEWS.into());
+        let cfg = FinetuneConfig {
+            out: self.out.unwrap_or_else(|| default_out(&model, &data)),
+            model,
+            data,
+            eval_data: self.eval_data,
+            eval_split: self.eval_split,
+            max_train_examples: self.max_train_examples,
+            epochs: self.epochs.unwrap_or(3),
+            lr: self.lr.unwrap_or(5e-5),
+            batch_size: self.batch_size.unwrap_or(32),
+            eval_batch_size: self.eval_batch_size.unwrap_or(64),
+            max_len: self.max_len.unwrap_or(128),
+            pooling: self.pooling.unwrap_or_default(),
+            optimizer: self.optimizer.unwrap_or_default(),
+            weight_decay: self.weight_decay.unwrap_or(0.0),
+            warmup: self.warmup.unwrap_or(0.1),
+            grad_clip: self.grad_clip.unwrap_or(1.0),
+            seed: self.seed.unwrap_or(42),
+            device: self.device.unwrap_or_else(|| "auto".into()),
+            threads: self.threads,
+            save_checkpoint: self.save_checkpoint.unwrap_or(false),
+            overwrite: self.overwrite.unwrap_or(false),
+            collapse_threshold: self.collapse_threshold.unwrap_or(0.95),
+        };
+        check(&cfg)?;
+        Ok(cfg)
+    }
+}
+
+fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
+    let positive = |name: &str, v: usize, example: &str| {
+        if v == 0 {
+            Err(user(format!("--{name} 0: give a positive number, e.g. {example}")))
+        } else {
+            Ok(())
+        }
+    };
+    positive("max-len", cfg.max_len, "128")?;
+    positive("epochs", cfg.epochs, "3")?;
+    positive("batch-size", cfg.batch_size, "32")?;
+    positive("eval-batch-size", cfg.eval_batch_size, "64")?;
+    if cfg.max_len < 3 {
+        return Err(user(format!("--max-len {}: too short for [CLS] text [SEP]; use at least 3", cfg.max_len)));
+    }
+    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        return Err(user(format!("--lr {}: give a positive learning rate, e.g. 2e-5", cfg.lr)));
+    }
+    if !(0.0..1.0).contains(&cfg.warmup) {
+        return Err(user(format!("--warmup {}: give a fraction in [0, 1), e.g. 0.1", cfg.warmup)));
+    }
+    if cfg.grad_clip < 0.0 || cfg.weight_decay < 0.0 {
+        return Err(user("--grad-clip and --weight-decay must not be negative".to_string()));
+    }
+    if let Some(f) = cfg.eval_split {
+        if !(f > 0.0 && f < 1.0) {
+            return Err(user(format!("--eval-split {f}: give a fraction between 0 and 1, e.g. 0.1")));
+        }
+    }
+    if cfg.max_train_examples == Some(0) {
+        return Err(user("--max-train-examples 0: give a positive number".to_string()));
+    }
+    if !(cfg.collapse_threshold > 0.0 && cfg.collapse_threshold <= 1.0) {
+        return Err(user(format!("--collapse-threshold {}: give a share in (0, 1]", cfg.collapse_threshold)));
+    }
+    crate::device::parse_device(&cfg.device)?;
+    Ok(())
+}
+
+fn default_out(model: &str, data: &str) -> PathBuf {
+    let short = |s: &str| {
+        let p = Path::new(s);
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| s.to_string());
+        name.split('.').next().unwrap_or("run").to_string()
+    };
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    PathBuf::from("runs").join(format!("{}-{}-{stamp}", short(model), short(data)))
+}
+
+pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
+    let base = match &args.config {
+        Some(path) => FinetuneOptions::from_toml(path)?,
+        None => FinetuneOptions::default(),
+    };
+    let cfg = args.options.over(base).resolve()?;
+    let outcome = crate::train::finetune(&cfg)?;
+    crate::summary::print(&cfg, &outcome);
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Reading labelled examples from JSON lines (.jsonl, .jsonl.gz), CSV and TSV (optionally .gz).
+//! Columns / keys: `text`, optional `text_pair`, `label` (an integer or a string).
+
+use crate::error::user;
+use serde::Deserialize;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// A label as written in the file, before it is mapped to a class index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RawLabel {
+    Int(i64),
+    Str(String),
+}
+
+/// One example as read, with the line it came from (1-based) for error messages.
+#[derive(Debug, Clone)]
+pub struct RawExample {
+    pub text: String,
+    pub text_pair: Option<String>,
+    pub label: RawLabel,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    JsonLines,
+    Csv,
+    Tsv,
+}
+
+fn format_of(path: &Path) -> anyhow::Result<Format> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    if name.ends_with(".jsonl") || name.ends_with(".json") || name.ends_with(".ndjson") {
+        Ok(Format::JsonLines)
+    } else if name.ends_with(".csv") {
+        Ok(Format::Csv)
+    } else if name.ends_with(".tsv") {
+        Ok(Format::Tsv)
+    } else {
+        Err(user(format!(
+            "{}: unknown data format: use .jsonl, .jsonl.gz, .csv or .tsv (optionally .gz)",
+            path.display()
+        )))
+    }
+}
+
+fn open(path: &Path) -> anyhow::Result<Box<dyn Read>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| user(format!("{}: cannot open the data file ({e})", path.display())))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(file)))
+    } else {
+        Ok(Box::new(file))
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonRow {
+    text: Option<String>,
+    #[serde(default)]
+    text_pair: Option<String>,
+    label: Option<serde_json::Value>,
+}
+
+fn label_from_json(v: &serde_json::Value) -> Option<RawLabel> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64().map(RawLabel::Int),
+        serde_json::Value::String(s) => Some(RawLabel::Str(s.clone())),
+        _ => None,
+    }
+}
+
+fn label_from_field(s: &str) -> RawLabel {
+    match s.trim().parse::<i64>() {
+        Ok(i) => RawLabel::Int(i),
+        Err(_) => RawLabel::Str(s.to_string()),
+    }
+}
+
+/// Reads every example of a data file. An empty file, a malformed line or a missing field is
+/// a user error naming the file and the line.
+pub fn read_examples(path: &Path) -> anyhow::Result<Vec<RawExample>> {
+    let format = format_of(path)?;
+    let reader = open(path)?;
+    let examples = match format {
+        Format::JsonLines => read_jsonl(path, reader)?,
+        Format::Csv => read_delimited(path, reader, b',')?,
+        Format::Tsv => read_delimited(path, reader, b'\t')?,
+    };
+    if examples.is_empty() {
+        return Err(user(format!("{}: the data file holds no examples", path.display())));
+    }
+    Ok(examples)
+}
+
+fn read_jsonl(path: &Path, reader: Box<dyn Read>) -> anyhow::Result<Vec<RawExample>> {
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(reader).lines().enumerate() {
+        let n = i + 1;
+        let line = line.map_err(|e| user(format!("{}: line {n}: cannot read ({e})", path.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: JsonRow = serde_json::from_str(&line).map_err(|e| {
+            user(format!("{}: line {n}: not a JSON object with text and label ({e})", path.display()))
+        })?;
+        let text = row
+            .text
+            .ok_or_else(|| user(format!("{}: line {n}: no \"text\" field", path.display())))?;
+        let label = row
+            .label
+            .as_ref()
+            .ok_or_else(|| user(format!("{}: line {n}: no \"label\" field", path.display())))?;
+        let label = label_from_json(label).ok_or_else(|| {
+            user(format!("{}: line {n}: \"label\" must be an integer or a string", path.display()))
+        })?;
+        out.push(RawExample { text, text_pair: row.text_pair, label, line: n });
+    }
+    Ok(out)
+}
+
+fn read_delimited(path: &Path, reader: Box<dyn Read>, delimiter: u8) -> anyhow::Result<Vec<RawExample>> {
+    let mut csv = csv::ReaderBuilder::new().delimiter(delimiter).flexible(false).from_reader(reader);
+    let headers = csv
+        .headers()
+        .map_err(|e| user(format!("{}: cannot read the header row ({e})", path.display())))?
+        .clone();
+    let column = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let text_col = column("text")
+        .ok_or_else(|| user(format!("{}: the header row has no \"text\" column", path.display())))?;
+    let label_col = column("label")
+        .ok_or_else(|| user(format!("{}: the header row has no \"label\" column", path.display())))?;
+    let pair_col = column("text_pair");
+    let mut out = Vec::new();
+    for record in csv.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            user(format!("{}: line {line}: malformed row ({e})", path.display()))
+        })?;
+        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+        let field = |c: usize| record.get(c).unwrap_or("").to_string();
+        out.push(RawExample {
+            text: field(text_col),
+            text_pair: pair_col.map(field).filter(|s| !s.is_empty()),
+            label: label_from_field(&field(label_col)),
+            line,
+        });
+    }
+    Ok(out)
+}

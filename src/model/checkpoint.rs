@@ -1,0 +1,196 @@
+//! Reading HF checkpoint folders into a var store and writing HF-compatible folders back.
+
+use super::config::Family;
+use super::head::Head;
+use crate::error::user;
+use crate::fsio;
+use anyhow::Context;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use tch::{nn, Device, Kind, Tensor};
+
+/// The files a checkpoint folder must hold, found or explained.
+#[derive(Debug, Clone)]
+pub struct CheckpointFiles {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    /// model.safetensors, the shards of model.safetensors.index.json, or pytorch_model.bin.
+    pub weights: Vec<PathBuf>,
+}
+
+impl CheckpointFiles {
+    pub fn locate(dir: &Path) -> anyhow::Result<Self> {
+        if !dir.is_dir() {
+            return Err(user(format!(
+                "{}: model folder not found: give an HF checkpoint folder (config.json + model.safetensors) or the name minilm-l6",
+                dir.display()
+            )));
+        }
+        let config = dir.join("config.json");
+        if !config.is_file() {
+            return Err(user(format!("{}: no config.json in the model folder", dir.display())));
+        }
+        let single = dir.join("model.safetensors");
+        let index = dir.join("model.safetensors.index.json");
+        let bin = dir.join("pytorch_model.bin");
+        let weights = if single.is_file() {
+            vec![single]
+        } else if index.is_file() {
+            shards(&index)?
+        } else if bin.is_file() {
+            vec![bin]
+        } else {
+            return Err(user(format!(
+                "{}: no weights: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin",
+                dir.display()
+            )));
+        };
+        Ok(CheckpointFiles { dir: dir.to_path_buf(), config, weights })
+    }
+}
+
+fn shards(index: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(index)?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| user(format!("{}: not valid JSON ({e})", index.display())))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| user(format!("{}: no \"weight_map\" object", index.display())))?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut files: Vec<PathBuf> =
+        map.values().filter_map(|v| v.as_str()).map(|f| dir.join(f)).collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Reads every tensor of the checkpoint to the CPU, names normalised to the
+/// *ForSequenceClassification layout of `family` (encoder tensors under `bert.` etc.).
+pub fn read_tensors(files: &CheckpointFiles, family: Family) -> anyhow::Result<HashMap<String, Tensor>> {
+    let mut out = HashMap::new();
+    for file in &files.weights {
+        let named = match file.extension().and_then(|e| e.to_str()) {
+            Some("safetensors") => Tensor::read_safetensors(file),
+            _ => Tensor::loadz_multi_with_device(file, Device::Cpu),
+        }
+        .map_err(|e| user(format!("{}: cannot read the weights ({e})", file.display())))?;
+        for (name, tensor) in named {
+            out.insert(normalise_name(&name, family), tensor);
+        }
+    }
+    Ok(out)
+}
+
+/// `encoder.layer.0...` -> `bert.encoder.layer.0...`; old `LayerNorm.gamma/beta` -> `weight/bias`.
+pub fn normalise_name(name: &str, family: Family) -> String {
+    let prefix = family.prefix();
+    let bare_roots = ["embeddings.", "encoder.", "pooler.", "transformer."];
+    let mut name = if bare_roots.iter().any(|r| name.starts_with(r)) {
+        format!("{prefix}.{name}")
+    } else {
+        name.to_string()
+    };
+    if name.ends_with(".gamma") {
+        name = format!("{}.weight", name.trim_end_matches(".gamma"));
+    } else if name.ends_with(".beta") {
+        name = format!("{}.bias", name.trim_end_matches(".beta"));
+    }
+    name
+}
+
+/// What loading did with each tensor.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoadReport {
+    pub loaded: usize,
+    /// Head tensors that the checkpoint lacked (or had for another label count): freshly drawn.
+    pub initialised: Vec<String>,
+    /// Checkpoint tensors with no place in the model (MLM heads, position_ids, ...).
+    pub ignored: Vec<String>,
+}
+
+/// Copies checkpoint tensors into the var store's variables (same names).
+pub fn load_into(
+    vs: &nn::VarStore,
+    tensors: &HashMap<String, Tensor>,
+    family: Family,
+    source: &Path,
+) -> anyhow::Result<LoadReport> {
+    let mut report = LoadReport::default();
+    let head_prefixes = Head::tensor_prefixes(family);
+    let variables = vs.variables();
+    let mut names: Vec<&String> = variables.keys().collect();
+    names.sort();
+    tch::no_grad(|| -> anyhow::Result<()> {
+        for name in names {
+            let mut var = variables[name].shallow_clone();
+            let is_head = head_prefixes.iter().any(|p| name.starts_with(p));
+            match tensors.get(name) {
+                Some(src) if src.size() == var.size() => {
+                    var.copy_(&src.to_kind(Kind::Float));
+                    report.loaded += 1;
+                }
+                Some(_) | None if is_head => report.initialised.push(name.clone()),
+                Some(src) => {
+                    return Err(user(format!(
+                        "{}: tensor {name} has shape {:?}, but config.json implies {:?}",
+                        source.display(),
+                        src.size(),
+                        var.size()
+                    )))
+                }
+                None => {
+                    return Err(user(format!(
+                        "{}: tensor {name} is missing: is this really a {} checkpoint?",
+                        source.display(),
+                        family.prefix()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let mut ignored: Vec<String> =
+        tensors.keys().filter(|k| !variables.contains_key(*k)).cloned().collect();
+    ignored.sort();
+    report.ignored = ignored;
+    Ok(report)
+}
+
+/// Writes the var store as an HF-compatible `model.safetensors` (metadata format=pt).
+pub fn write_safetensors(vs: &nn::VarStore, path: &Path) -> anyhow::Result<()> {
+    let variables = vs.variables();
+    let mut names: Vec<&String> = variables.keys().collect();
+    names.sort();
+    let mut buffers: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for name in names {
+        let t = variables[name].to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        let numel: usize = shape.iter().product();
+        let mut bytes = vec![0u8; numel * 4];
+        t.copy_data_u8(&mut bytes, numel * 4);
+        buffers.insert(name.clone(), (shape, bytes));
+    }
+    let views = buffers
+        .iter()
+        .map(|(name, (shape, bytes))| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("safetensors view: {e:?}"))?;
+    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    let bytes = safetensors::tensor::serialize(views, &metadata)
+        .map_err(|e| anyhow::anyhow!("safetensors serialise: {e:?}"))?;
+    fsio::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Tokenizer files copied next to a saved checkpoint, when the source has them.
+pub const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+];

@@ -1,0 +1,142 @@
+//! BERT-family sequence classifiers on tch, loaded from HF checkpoint folders.
+
+pub mod checkpoint;
+pub mod config;
+pub mod encoder;
+pub mod head;
+pub mod layout;
+pub mod tokenizer;
+
+use crate::fsio;
+use anyhow::Context;
+use checkpoint::{CheckpointFiles, LoadReport};
+use config::EncoderConfig;
+use encoder::Encoder;
+use head::{Head, Pooling};
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// A padded batch on the model's device.
+#[derive(Debug)]
+pub struct Batch {
+    /// [batch, seq] token ids.
+    pub input_ids: Tensor,
+    /// [batch, seq] segment ids (zeros where the family has none).
+    pub token_type_ids: Tensor,
+    /// [batch, seq] 1 for real tokens, 0 for padding.
+    pub attention_mask: Tensor,
+    /// [batch] class indices.
+    pub labels: Tensor,
+}
+
+/// Encoder + pooling + classification head, with its parameters in one var store whose
+/// names are HF's *ForSequenceClassification names.
+pub struct SequenceClassifier {
+    pub vs: nn::VarStore,
+    pub config: EncoderConfig,
+    pub encoder: Encoder,
+    pub head: Head,
+    pub pooling: Pooling,
+    pub num_labels: i64,
+}
+
+impl SequenceClassifier {
+    /// Builds the model for `config` with freshly initialised parameters (seeded by the caller
+    /// through `tch::manual_seed`).
+    pub fn new(config: EncoderConfig, num_labels: i64, pooling: Pooling, device: Device) -> Self {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let encoder = Encoder::new(&root, &config);
+        let head = Head::new(&root, &config, num_labels);
+        SequenceClassifier { vs, config, encoder, head, pooling, num_labels }
+    }
+
+    /// Loads a checkpoint folder; head tensors the folder lacks are initialised as HF does.
+    pub fn load(dir: &Path, num_labels: i64, pooling: Pooling, device: Device) -> anyhow::Result<(Self, LoadReport)> {
+        let files = CheckpointFiles::locate(dir)?;
+        let config = EncoderConfig::from_file(&files.config)?;
+        let family = config.family;
+        let model = Self::new(config, num_labels, pooling, device);
+        let tensors = checkpoint::read_tensors(&files, family)?;
+        let source = files.weights.first().map(|p| p.as_path()).unwrap_or(dir);
+        let report = checkpoint::load_into(&model.vs, &tensors, family, source)?;
+        Ok((model, report))
+    }
+
+    /// Hidden states: the embeddings output, then every layer's output ([batch, seq, hidden]).
+    pub fn hidden_states(&self, batch: &Batch, train: bool) -> Vec<Tensor> {
+        self.encoder.forward_t(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, train, true)
+    }
+
+    /// Classification logits [batch, num_labels].
+    pub fn forward_t(&self, batch: &Batch, train: bool) -> Tensor {
+        let last = self
+            .encoder
+            .forward_t(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, train, false)
+            .pop()
+            .expect("the encoder returns at least one state");
+        let pooled = self.pooling.pool(&last, &batch.attention_mask);
+        self.head.forward_t(&pooled, train)
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Total parameter count.
+    pub fn parameter_count(&self) -> i64 {
+        self.vs.variables().values().map(|t| t.numel() as i64).sum()
+    }
+
+    /// Writes an HF-compatible folder: config.json (with id2label), model.safetensors and the
+    /// tokenizer files of `tokenizer_dir`. The folder appears complete or not at all.
+    pub fn save_hf(&self, dir: &Path, label_names: &[String], tokenizer_dir: &Path) -> anyhow::Result<()> {
+        let mut config = self.config.raw.clone();
+        let obj = config.as_object_mut().context("config.json is not an object")?;
+        let id2label: serde_json::Map<String, serde_json::Value> =
+            label_names.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone().into())).collect();
+        let label2id: serde_json::Map<String, serde_json::Value> =
+            label_names.iter().enumerate().map(|(i, n)| (n.clone(), (i as i64).into())).collect();
+        obj.insert("architectures".into(), vec![self.config.family.classifier_architecture()].into());
+        obj.insert("id2label".into(), id2label.into());
+        obj.insert("label2id".into(), label2id.into());
+        obj.insert("problem_type".into(), "single_label_classification".into());
+        obj.insert("torch_dtype".into(), "float32".into());
+        obj.insert("heal_pooling".into(), serde_json::to_value(self.pooling)?);
+        fsio::write_dir_atomic(dir, |tmp| {
+            fsio::write_json(&tmp.join("config.json"), &config)?;
+            checkpoint::write_safetensors(&self.vs, &tmp.join("model.safetensors"))?;
+            for name in checkpoint::TOKENIZER_FILES {
+                let src = tokenizer_dir.join(name);
+                if src.is_file() {
+                    std::fs::copy(&src, tmp.join(name)).with_context(|| format!("copying {}", src.display()))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// A CPU copy of every parameter, to restore later (e.g. the best epoch's weights).
+    pub fn snapshot(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach().to_device(Device::Cpu).copy()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Copies a [`snapshot`](Self::snapshot) back into the parameters.
+    pub fn restore(&self, snapshot: &[(String, Tensor)]) {
+        let vars = self.vs.variables();
+        tch::no_grad(|| {
+            for (name, value) in snapshot {
+                if let Some(var) = vars.get(name) {
+                    var.shallow_clone().copy_(&value.to_kind(Kind::Float));
+                }
+            }
+        });
+    }
+}

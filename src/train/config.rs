@@ -1,0 +1,45 @@
+//! The fully resolved fine-tuning configuration. The CLI builds it from flags and TOML; the
+//! same struct is written to run.json, so "what ran" and "what was asked" cannot drift apart.
+
+use super::optim::OptimizerKind;
+use crate::model::head::Pooling;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FinetuneConfig {
+    /// `minilm-l6` or an HF checkpoint folder.
+    pub model: String,
+    /// `bbc-news`, a data file, or a folder with train.* (and validation.* / test.*).
+    pub data: String,
+    /// A separate evaluation file.
+    pub eval_data: Option<PathBuf>,
+    /// A stratified carve-out of the training data for evaluation.
+    pub eval_split: Option<f64>,
+    /// Train on a seeded random subset of this many examples.
+    pub max_train_examples: Option<usize>,
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    pub max_len: usize,
+    pub pooling: Pooling,
+    pub optimizer: OptimizerKind,
+    pub weight_decay: f64,
+    /// Fraction of all optimiser steps spent warming the learning rate up.
+    pub warmup: f64,
+    /// Global gradient-norm limit; 0 turns clipping off.
+    pub grad_clip: f64,
+    pub seed: u64,
+    pub device: String,
+    /// libtorch intra-op threads; None keeps libtorch's default (one per core).
+    pub threads: Option<usize>,
+    pub out: PathBuf,
+    /// Save the best epoch's model as an HF folder in `checkpoint/`.
+    pub save_checkpoint: bool,
+    /// Replace an existing run directory.
+    pub overwrite: bool,
+    /// A run is "collapsed" when one class gets more than this share of the predictions.
+    pub collapse_threshold: f64,
+}

@@ -1,0 +1,32 @@
+//! Evaluation: predictions and loss over a tokenised split, in the split's own order.
+
+use crate::data::batching::Tokenized;
+use crate::model::head::predictions;
+use crate::model::SequenceClassifier;
+use tch::{Kind, Reduction, Tensor};
+
+/// Predictions (in example order) and the mean cross-entropy loss.
+pub struct Evaluation {
+    pub predicted: Vec<i64>,
+    pub loss: f64,
+}
+
+pub fn evaluate(model: &SequenceClassifier, data: &Tokenized, batch_size: usize) -> Evaluation {
+    let device = model.device();
+    let mut predicted = vec![0i64; data.len()];
+    let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
+    tch::no_grad(|| {
+        for indices in data.eval_batches(batch_size) {
+            let batch = data.collate(&indices, device);
+            let logits = model.forward_t(&batch, false);
+            loss_sum += logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
+            let pred = Vec::<i64>::try_from(predictions(&logits).to_device(tch::Device::Cpu))
+                .expect("predictions are i64");
+            for (&i, p) in indices.iter().zip(pred) {
+                predicted[i] = p;
+            }
+        }
+    });
+    let loss = loss_sum.double_value(&[]) / data.len().max(1) as f64;
+    Evaluation { predicted, loss }
+}

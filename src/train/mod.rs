@@ -1,0 +1,9 @@
+//! Fine-tuning: the loop, the optimiser and schedule, and evaluation after every epoch.
+
+pub mod config;
+pub mod eval;
+pub mod optim;
+pub mod trainer;
+
+pub use config::FinetuneConfig;
+pub use trainer::{finetune, RunOutcome};

@@ -1,0 +1,86 @@
+//! Optimiser, learning-rate schedule and gradient clipping.
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam with decoupled weight decay.
+    #[default]
+    Adamw,
+    /// Plain Adam (the paper's optimiser); weight decay, if any, is L2 on the gradient.
+    Adam,
+}
+
+/// Builds the optimiser over the var store's trainable variables.
+pub fn build(vs: &nn::VarStore, kind: OptimizerKind, lr: f64, weight_decay: f64) -> anyhow::Result<nn::Optimizer> {
+    use nn::OptimizerConfig;
+    let opt = match kind {
+        OptimizerKind::Adamw => {
+            nn::AdamW { beta1: 0.9, beta2: 0.999, wd: weight_decay, eps: 1e-8, amsgrad: false }.build(vs, lr)?
+        }
+        OptimizerKind::Adam => {
+            nn::Adam { beta1: 0.9, beta2: 0.999, wd: weight_decay, eps: 1e-8, amsgrad: false }.build(vs, lr)?
+        }
+    };
+    Ok(opt)
+}
+
+/// Linear warm-up over the first `warmup_steps` optimiser steps, then linear decay to zero at
+/// `total_steps`. `step` counts from 0; the first step already gets a non-zero rate.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LinearSchedule {
+    pub peak_lr: f64,
+    pub warmup_steps: usize,
+    pub total_steps: usize,
+}
+
+impl LinearSchedule {
+    pub fn new(peak_lr: f64, warmup_fraction: f64, total_steps: usize) -> Self {
+        let warmup_steps = (warmup_fraction * total_steps as f64).ceil() as usize;
+        LinearSchedule { peak_lr, warmup_steps: warmup_steps.min(total_steps), total_steps }
+    }
+
+    pub fn lr(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            self.peak_lr * (step + 1) as f64 / self.warmup_steps as f64
+        } else {
+            let remaining = self.total_steps.saturating_sub(step) as f64;
+            let span = (self.total_steps - self.warmup_steps).max(1) as f64;
+            self.peak_lr * remaining / span
+        }
+    }
+}
+
+/// Scales gradients so that their global L2 norm is at most `max_norm`, without reading the
+/// norm back to the host (no per-step synchronisation on a GPU). Returns the pre-clip norm as
+/// a device scalar.
+pub fn clip_grad_norm(trainable: &[Tensor], max_norm: f64) -> Tensor {
+    tch::no_grad(|| {
+        let grads: Vec<Tensor> = trainable.iter().map(|v| v.grad()).filter(|g| g.defined()).collect();
+        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+        let total = Tensor::stack(&norms, 0).norm();
+        let coef = (max_norm / (&total + 1e-6)).clamp_max(1.0);
+        for mut g in grads {
+            let _ = g.g_mul_(&coef);
+        }
+        total
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LinearSchedule;
+
+    #[test]
+    fn warmup_then_linear_decay() {
+        let s = LinearSchedule::new(1.0, 0.1, 100);
+        assert_eq!(s.warmup_steps, 10);
+        assert!((s.lr(0) - 0.1).abs() < 1e-12);
+        assert!((s.lr(9) - 1.0).abs() < 1e-12);
+        assert!((s.lr(10) - 1.0).abs() < 1e-12);
+        assert!((s.lr(55) - 0.5).abs() < 1e-12);
+        assert!(s.lr(99) > 0.0 && s.lr(99) < 0.02);
+    }
+}

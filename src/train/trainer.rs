@@ -1,0 +1,362 @@
+//! The fine-tuning loop and the run directory it writes.
+
+use super::config::FinetuneConfig;
+use super::eval::evaluate;
+use super::optim::{self, LinearSchedule};
+use crate::data::batching::Tokenized;
+use crate::data::{self, EvalSource, TaskData};
+use crate::device::{device_name, parse_device};
+use crate::metrics::{self, Scores};
+use crate::model::checkpoint::LoadReport;
+use crate::model::tokenizer::TextEncoder;
+use crate::model::SequenceClassifier;
+use crate::run_dir::{EpochRecord, RunDir, RunResult, Status};
+use crate::{defaults, versions};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{Device, Kind, Reduction, Tensor};
+
+/// What a finished run returns to its caller (the same facts as result.json).
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_dir: PathBuf,
+    pub result: RunResult,
+    pub epochs: Vec<EpochRecord>,
+}
+
+/// Everything prepared before the run directory is created: bad input fails here, leaving
+/// nothing on disk.
+struct Prepared {
+    device: Device,
+    model_dir: PathBuf,
+    task: TaskData,
+    train: Tokenized,
+    eval: Tokenized,
+    tokenizer_source: &'static str,
+    model: SequenceClassifier,
+    load_report: LoadReport,
+    prepare_seconds: f64,
+}
+
+fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
+    let start = Instant::now();
+    let device = parse_device(&cfg.device)?;
+    if let Some(n) = cfg.threads {
+        tch::set_num_threads(n as i32);
+    }
+    let model_dir = defaults::resolve_model(&cfg.model)?;
+    let files = crate::model::checkpoint::CheckpointFiles::locate(&model_dir)?;
+    let model_config = crate::model::config::EncoderConfig::from_file(&files.config)?;
+    let encoder = TextEncoder::from_dir(&model_dir, cfg.max_len)?;
+    let eval_source = match (&cfg.eval_data, cfg.eval_split) {
+        (Some(path), _) => EvalSource::File(path.clone()),
+        (None, Some(f)) => EvalSource::Carve(f),
+        (None, None) => EvalSource::Builtin,
+    };
+    let mut task = data::load_task(&cfg.data, &eval_source, cfg.seed)?;
+    if let Some(n) = cfg.max_train_examples {
+        task.train = data::subsample(std::mem::take(&mut task.train), n, cfg.seed);
+    }
+    let types = model_config.uses_token_types();
+    let train = Tokenized::new(&encoder, &task.train, types)?;
+    let eval = Tokenized::new(&encoder, &task.eval, types)?;
+    tch::manual_seed(cfg.seed as i64);
+    let (model, load_report) =
+        SequenceClassifier::load(&model_dir, task.labels.len() as i64, cfg.pooling, device)?;
+    Ok(Prepared {
+        device,
+        model_dir,
+        task,
+        train,
+        eval,
+        tokenizer_source: encoder.source,
+        model,
+        load_report,
+        prepare_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+#[derive(Serialize)]
+struct RunJson<'a> {
+    config: &'a FinetuneConfig,
+    model_dir: PathBuf,
+    family: crate::model::config::Family,
+    layers: i64,
+    hidden_size: i64,
+    tokenizer: &'static str,
+    labels: &'a crate::data::labels::LabelMap,
+    data: DataFacts<'a>,
+    parameters: ParameterFacts,
+    load_report: &'a LoadReport,
+    schedule: LinearSchedule,
+    device: String,
+    threads: i32,
+    versions: versions::Versions,
+    started_at: String,
+    timings: Timings,
+}
+
+#[derive(Serialize)]
+struct DataFacts<'a> {
+    train_source: &'a str,
+    eval_source: &'a str,
+    train_examples: usize,
+    eval_examples: usize,
+    /// Examples cut at max-len.
+    train_truncated: usize,
+    eval_truncated: usize,
+}
+
+#[derive(Serialize)]
+struct ParameterFacts {
+    total: i64,
+    trainable: i64,
+}
+
+#[derive(Serialize, Default, Clone, Copy)]
+struct Timings {
+    prepare_seconds: f64,
+    train_seconds: f64,
+    eval_seconds: f64,
+    total_seconds: f64,
+}
+
+/// Fine-tunes as `cfg` says and writes the run directory. Returns the outcome; a run that
+/// diverged or collapsed is an outcome, not an error.
+pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
+    let wall = Instant::now();
+    let p = prepare(cfg)?;
+    let run = RunDir::create(&cfg.out, cfg.overwrite)?;
+    let steps_per_epoch = p.train.len().div_ceil(cfg.batch_size);
+    let schedule = LinearSchedule::new(cfg.lr, cfg.warmup, steps_per_epoch * cfg.epochs);
+    let truncated = |t: &Tokenized| t.encoded.iter().filter(|e| e.ids.len() >= cfg.max_len).count();
+    let trainable: Vec<Tensor> = p.model.vs.trainable_variables();
+    let mut run_json = RunJson {
+        config: cfg,
+        model_dir: p.model_dir.canonicalize().unwrap_or(p.model_dir.clone()),
+        family: p.model.config.family,
+        layers: p.model.config.num_layers,
+        hidden_size: p.model.config.hidden_size,
+        tokenizer: p.tokenizer_source,
+        labels: &p.task.labels,
+        data: DataFacts {
+            train_source: &p.task.train_source,
+            eval_source: &p.task.eval_source,
+            train_examples: p.train.len(),
+            eval_examples: p.eval.len(),
+            train_truncated: truncated(&p.train),
+            eval_truncated: truncated(&p.eval),
+        },
+        parameters: ParameterFacts {
+            total: p.model.parameter_count(),
+            trainable: trainable.iter().map(|t| t.numel() as i64).sum(),
+        },
+        load_report: &p.load_report,
+        schedule,
+        device: device_name(p.device),
+        threads: tch::get_num_threads(),
+        versions: versions::Versions::current(),
+        started_at: chrono::Local::now().to_rfc3339(),
+        timings: Timings { prepare_seconds: p.prepare_seconds, ..Default::default() },
+    };
+    run.write_run_json(&run_json)?;
+    log::info!(
+        "{} ({} layers) on {}: {} train / {} eval examples, {} labels, device {}, run dir {}",
+        cfg.model,
+        p.model.config.num_layers,
+        cfg.data,
+        p.train.len(),
+        p.eval.len(),
+        p.task.labels.len(),
+        run_json.device,
+        run.path.display()
+    );
+    if !p.load_report.initialised.is_empty() {
+        log::info!("initialised head tensors: {}", p.load_report.initialised.join(", "));
+    }
+
+    let loop_result = train_loop(cfg, &p, &run, &trainable, schedule);
+    let (epochs, best_snapshot, status, reason, timings) = match loop_result {
+        Ok(v) => v,
+        Err(e) => {
+            let failed = RunResult {
+                status: Status::Failed,
+                reason: format!("{e:#}"),
+                best_epoch: 0,
+                best: None,
+                last: None,
+                epochs_run: 0,
+                label_names: p.task.labels.names.clone(),
+                confusion_matrix: vec![],
+                eval_examples: p.eval.len(),
+                wall_seconds: wall.elapsed().as_secs_f64(),
+            };
+            run.write_result(&failed)?;
+            return Err(e);
+        }
+    };
+
+    let best = epochs.iter().max_by(|a, b| a.f1_weighted.total_cmp(&b.f1_weighted).then(b.epoch.cmp(&a.epoch)));
+    let mut confusion = vec![];
+    if let Some((_, predicted)) = &best_snapshot.predictions {
+        confusion = metrics::confusion_matrix(&p.eval.labels, predicted, p.task.labels.len());
+    }
+    if cfg.save_checkpoint {
+        if let Some(weights) = &best_snapshot.weights {
+            p.model.restore(weights);
+        }
+        p.model.save_hf(&run.checkpoint_dir(), &p.task.labels.names, &p.model_dir)?;
+    }
+    let scores = |e: &EpochRecord| Scores { accuracy: e.accuracy, f1_weighted: e.f1_weighted, f1_macro: e.f1_macro };
+    let (status, reason) = match (status, best) {
+        (Status::Ok, Some(b)) if b.collapsed => (
+            Status::Collapsed,
+            format!(
+                "at the best epoch one class got {:.1}% of the predictions (threshold {:.0}%)",
+                b.predicted_majority_share * 100.0,
+                cfg.collapse_threshold * 100.0
+            ),
+        ),
+        other => (other.0, reason),
+    };
+    let result = RunResult {
+        status,
+        reason,
+        best_epoch: best.map_or(0, |b| b.epoch),
+        best: best.map(scores),
+        last: epochs.last().map(scores),
+        epochs_run: epochs.len(),
+        label_names: p.task.labels.names.clone(),
+        confusion_matrix: confusion,
+        eval_examples: p.eval.len(),
+        wall_seconds: wall.elapsed().as_secs_f64(),
+    };
+    run_json.timings = Timings { total_seconds: wall.elapsed().as_secs_f64(), ..timings };
+    run_json.timings.prepare_seconds = p.prepare_seconds;
+    run.write_run_json(&run_json)?;
+    run.write_result(&result)?;
+    Ok(RunOutcome { run_dir: run.path.clone(), result, epochs })
+}
+
+/// The best epoch's predictions (and weights, when a checkpoint is to be saved).
+#[derive(Default)]
+struct BestSnapshot {
+    predictions: Option<(usize, Vec<i64>)>,
+    weights: Option<Vec<(String, Tensor)>>,
+}
+
+type LoopOutput = (Vec<EpochRecord>, BestSnapshot, Status, String, Timings);
+
+fn train_loop(
+    cfg: &FinetuneConfig,
+    p: &Prepared,
+    run: &RunDir,
+    trainable: &[Tensor],
+    schedule: LinearSchedule,
+) -> anyhow::Result<LoopOutput> {
+    let mut opt = optim::build(&p.model.vs, cfg.optimizer, cfg.lr, cfg.weight_decay)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut epochs: Vec<EpochRecord> = Vec::new();
+    let mut best = BestSnapshot::default();
+    let mut best_f1 = f64::NEG_INFINITY;
+    let mut timings = Timings::default();
+    let mut step = 0usize;
+    let num_labels = p.task.labels.len();
+    for epoch in 1..=cfg.epochs {
+        let started = Instant::now();
+        let bar = progress_bar(p.train.len(), epoch, cfg.epochs);
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, p.device));
+        let mut seen = 0usize;
+        let mut lr = cfg.lr;
+        let mut diverged_at = None;
+        for (i, indices) in p.train.train_batches(cfg.batch_size, &mut rng).iter().enumerate() {
+            lr = schedule.lr(step);
+            opt.set_lr(lr);
+            let batch = p.train.collate(indices, p.device);
+            let logits = p.model.forward_t(&batch, true);
+            let loss = logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Mean, -100, 0.0);
+            opt.zero_grad();
+            loss.backward();
+            if cfg.grad_clip > 0.0 {
+                let _ = optim::clip_grad_norm(trainable, cfg.grad_clip);
+            }
+            opt.step();
+            step += 1;
+            seen += indices.len();
+            loss_sum += loss.detach() * indices.len() as f64;
+            // Read the loss back only now and then: on a GPU every read is a synchronisation.
+            if i % 10 == 9 || seen == p.train.len() {
+                let mean = loss_sum.double_value(&[]) / seen as f64;
+                if !mean.is_finite() {
+                    diverged_at = Some(step);
+                    break;
+                }
+                let rate = seen as f64 / started.elapsed().as_secs_f64();
+                bar.set_message(format!("loss {mean:.4}  {rate:.1} ex/s  lr {lr:.2e}"));
+            }
+            bar.set_position(seen as u64);
+        }
+        bar.finish_and_clear();
+        let train_seconds = started.elapsed().as_secs_f64();
+        timings.train_seconds += train_seconds;
+        if let Some(at) = diverged_at {
+            let reason = format!("non-finite training loss in epoch {epoch} (step {at}); training stopped");
+            log::warn!("{reason}");
+            return Ok((epochs, best, Status::Diverged, reason, timings));
+        }
+        let eval_started = Instant::now();
+        let ev = evaluate(&p.model, &p.eval, cfg.eval_batch_size);
+        let eval_seconds = eval_started.elapsed().as_secs_f64();
+        timings.eval_seconds += eval_seconds;
+        let s = metrics::scores(&p.eval.labels, &ev.predicted, num_labels);
+        let (_, share) = metrics::majority_share(&ev.predicted, num_labels);
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum.double_value(&[]) / seen.max(1) as f64,
+            eval_loss: ev.loss,
+            accuracy: s.accuracy,
+            f1_weighted: s.f1_weighted,
+            f1_macro: s.f1_macro,
+            lr,
+            train_seconds,
+            eval_seconds,
+            train_examples_per_second: seen as f64 / train_seconds,
+            predicted_majority_share: share,
+            collapsed: metrics::is_collapsed(&p.eval.labels, &ev.predicted, num_labels, cfg.collapse_threshold),
+        };
+        log::info!(
+            "epoch {epoch}/{}: train loss {:.4}, eval loss {:.4}, accuracy {:.4}, weighted F1 {:.4}, macro F1 {:.4} ({:.0} s, {:.1} ex/s)",
+            cfg.epochs,
+            record.train_loss,
+            record.eval_loss,
+            record.accuracy,
+            record.f1_weighted,
+            record.f1_macro,
+            train_seconds + eval_seconds,
+            record.train_examples_per_second
+        );
+        if record.f1_weighted > best_f1 {
+            best_f1 = record.f1_weighted;
+            best.predictions = Some((epoch, ev.predicted));
+            if cfg.save_checkpoint {
+                best.weights = Some(p.model.snapshot());
+            }
+        }
+        epochs.push(record);
+        run.write_metrics(&epochs)?;
+    }
+    Ok((epochs, best, Status::Ok, String::new(), timings))
+}
+
+fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ex  {elapsed}<{eta}  {msg}")
+        .expect("valid progress template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+    bar
+}

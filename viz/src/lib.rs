@@ -1,0 +1,1 @@
+//! Plotting for heal: typed data in, PNG out.
