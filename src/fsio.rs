@@ -6,7 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn temp_name(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
@@ -34,7 +37,10 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<
 
 /// Fills a folder through `fill(tmp_dir)` and then swaps it in at `dir` in one rename
 /// (an existing `dir` is replaced only after the new one is complete).
-pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+pub fn write_dir_atomic(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let tmp = temp_name(dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
@@ -53,7 +59,8 @@ pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> anyhow::Result<(
         std::fs::rename(&tmp, dir)?;
         std::fs::remove_dir_all(&old)?;
     } else {
-        std::fs::rename(&tmp, dir).with_context(|| format!("moving {} into place", dir.display()))?;
+        std::fs::rename(&tmp, dir)
+            .with_context(|| format!("moving {} into place", dir.display()))?;
     }
     Ok(())
 }

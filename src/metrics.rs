@@ -24,7 +24,11 @@ pub fn confusion_matrix(gold: &[i64], predicted: &[i64], num_labels: usize) -> V
 /// Accuracy, weighted F1 and macro F1, equal to scikit-learn's `accuracy_score` and
 /// `f1_score(average="weighted" | "macro")` with default arguments.
 pub fn scores(gold: &[i64], predicted: &[i64], num_labels: usize) -> Scores {
-    assert_eq!(gold.len(), predicted.len(), "gold and predicted lengths differ");
+    assert_eq!(
+        gold.len(),
+        predicted.len(),
+        "gold and predicted lengths differ"
+    );
     let m = confusion_matrix(gold, predicted, num_labels);
     let n = gold.len() as f64;
     let correct: u64 = (0..num_labels).map(|c| m[c][c]).sum();
@@ -48,7 +52,11 @@ pub fn scores(gold: &[i64], predicted: &[i64], num_labels: usize) -> Scores {
     Scores {
         accuracy: if n > 0.0 { correct as f64 / n } else { 0.0 },
         f1_weighted: if n > 0.0 { weighted / n } else { 0.0 },
-        f1_macro: if present > 0 { macro_sum / present as f64 } else { 0.0 },
+        f1_macro: if present > 0 {
+            macro_sum / present as f64
+        } else {
+            0.0
+        },
     }
 }
 
@@ -58,8 +66,19 @@ pub fn majority_share(labels: &[i64], num_labels: usize) -> (usize, f64) {
     for &l in labels {
         counts[l as usize] += 1;
     }
-    let (class, &count) = counts.iter().enumerate().max_by_key(|(_, &c)| c).unwrap_or((0, &0));
-    (class, if labels.is_empty() { 0.0 } else { count as f64 / labels.len() as f64 })
+    let (class, &count) = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, &c)| c)
+        .unwrap_or((0, &0));
+    (
+        class,
+        if labels.is_empty() {
+            0.0
+        } else {
+            count as f64 / labels.len() as f64
+        },
+    )
 }
 
 /// Collapse: one class predicted for more than `threshold` of the examples while the gold

@@ -74,9 +74,15 @@ impl RunDir {
     /// goes first, so the folder never looks finished while it is rewritten.
     pub fn create(path: &Path, overwrite: bool) -> anyhow::Result<Self> {
         if path.exists() {
-            let busy = std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(true);
+            let busy = std::fs::read_dir(path)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true);
             if busy && !overwrite {
-                let what = if path.join(RESULT_JSON).exists() { "a finished run" } else { "files" };
+                let what = if path.join(RESULT_JSON).exists() {
+                    "a finished run"
+                } else {
+                    "files"
+                };
                 return Err(user(format!(
                     "{}: already holds {what}: choose another --out or pass --overwrite",
                     path.display()
@@ -85,9 +91,15 @@ impl RunDir {
             let _ = std::fs::remove_file(path.join(RESULT_JSON));
             let _ = std::fs::remove_file(path.join(METRICS_JSONL));
         }
-        std::fs::create_dir_all(path)
-            .map_err(|e| user(format!("{}: cannot create the run directory ({e})", path.display())))?;
-        Ok(RunDir { path: path.to_path_buf() })
+        std::fs::create_dir_all(path).map_err(|e| {
+            user(format!(
+                "{}: cannot create the run directory ({e})",
+                path.display()
+            ))
+        })?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn write_run_json(&self, value: &impl Serialize) -> anyhow::Result<()> {
@@ -116,20 +128,27 @@ impl RunDir {
 /// Reads a finished run's result.json.
 pub fn read_result(run: &Path) -> anyhow::Result<RunResult> {
     let path = run.join(RESULT_JSON);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| user(format!("{}: cannot read ({e}): is the run finished?", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| user(format!("{}: not a heal result ({e})", path.display())))
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        user(format!(
+            "{}: cannot read ({e}): is the run finished?",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| user(format!("{}: not a heal result ({e})", path.display())))
 }
 
 /// Reads metrics.jsonl.
 pub fn read_metrics(run: &Path) -> anyhow::Result<Vec<EpochRecord>> {
     let path = run.join(METRICS_JSONL);
-    let text = std::fs::read_to_string(&path).map_err(|e| user(format!("{}: cannot read ({e})", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| user(format!("{}: cannot read ({e})", path.display())))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| user(format!("{}: line {}: {e}", path.display(), i + 1)))
+            serde_json::from_str(l)
+                .map_err(|e| user(format!("{}: line {}: {e}", path.display(), i + 1)))
         })
         .collect()
 }

@@ -5,13 +5,29 @@ use crate::train::{FinetuneConfig, RunOutcome};
 
 pub fn print(cfg: &FinetuneConfig, outcome: &RunOutcome) {
     println!();
-    println!("{} on {} ({} epochs, lr {:e}, batch {}, max-len {})", cfg.model, cfg.data, cfg.epochs, cfg.lr, cfg.batch_size, cfg.max_len);
-    println!("{:>5}  {:>10}  {:>9}  {:>8}  {:>8}  {:>8}  {:>7}", "epoch", "train loss", "eval loss", "accuracy", "F1 (w)", "F1 (m)", "seconds");
+    println!(
+        "{} on {} ({} epochs, lr {:e}, batch {}, max-len {})",
+        cfg.model, cfg.data, cfg.epochs, cfg.lr, cfg.batch_size, cfg.max_len
+    );
+    println!(
+        "{:>5}  {:>10}  {:>9}  {:>8}  {:>8}  {:>8}  {:>7}",
+        "epoch", "train loss", "eval loss", "accuracy", "F1 (w)", "F1 (m)", "seconds"
+    );
     for e in &outcome.epochs {
-        let mark = if e.epoch == outcome.result.best_epoch { " *" } else { "" };
+        let mark = if e.epoch == outcome.result.best_epoch {
+            " *"
+        } else {
+            ""
+        };
         println!(
             "{:>5}  {:>10.4}  {:>9.4}  {:>8.4}  {:>8.4}  {:>8.4}  {:>7.1}{mark}",
-            e.epoch, e.train_loss, e.eval_loss, e.accuracy, e.f1_weighted, e.f1_macro, e.train_seconds + e.eval_seconds
+            e.epoch,
+            e.train_loss,
+            e.eval_loss,
+            e.accuracy,
+            e.f1_weighted,
+            e.f1_macro,
+            e.train_seconds + e.eval_seconds
         );
     }
     let r = &outcome.result;

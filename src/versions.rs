@@ -11,6 +11,10 @@ pub struct Versions {
 
 impl Versions {
     pub fn current() -> Self {
-        Versions { heal: env!("CARGO_PKG_VERSION"), tch: "0.26", libtorch: env!("HEAL_LIBTORCH_VERSION") }
+        Versions {
+            heal: env!("CARGO_PKG_VERSION"),
+            tch: "0.26",
+            libtorch: env!("HEAL_LIBTORCH_VERSION"),
+        }
     }
 }

@@ -22,7 +22,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         epochs: Some(3),
         device: Some("cpu".into()),
         threads: args.threads,
-        out: Some(args.out.unwrap_or_else(|| PathBuf::from("runs").join(format!("demo-{stamp}")))),
+        out: Some(
+            args.out
+                .unwrap_or_else(|| PathBuf::from("runs").join(format!("demo-{stamp}"))),
+        ),
         ..Default::default()
     };
     let cfg = options.resolve()?;

@@ -103,9 +103,32 @@ macro_rules! overlay {
 impl FinetuneOptions {
     /// `self` where set, otherwise `base`.
     pub fn over(self, base: FinetuneOptions) -> FinetuneOptions {
-        overlay!(self, base, model, data, eval_data, eval_split, max_train_examples, epochs, lr,
-            batch_size, eval_batch_size, max_len, pooling, optimizer, weight_decay, warmup,
-            grad_clip, seed, device, threads, out, save_checkpoint, overwrite, collapse_threshold)
+        overlay!(
+            self,
+            base,
+            model,
+            data,
+            eval_data,
+            eval_split,
+            max_train_examples,
+            epochs,
+            lr,
+            batch_size,
+            eval_batch_size,
+            max_len,
+            pooling,
+            optimizer,
+            weight_decay,
+            warmup,
+            grad_clip,
+            seed,
+            device,
+            threads,
+            out,
+            save_checkpoint,
+            overwrite,
+            collapse_threshold
+        )
     }
 
     pub fn from_toml(path: &Path) -> anyhow::Result<FinetuneOptions> {
@@ -113,7 +136,7 @@ impl FinetuneOptions {
             .map_err(|e| user(format!("{}: cannot read the config ({e})", path.display())))?;
         toml::from_str(&text).map_err(|e| {
             let msg = e.message().replace('\n', " ");
-            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             match line {
                 Some(l) => user(format!("{}: line {l}: {msg}", path.display())),
                 None => user(format!("{}: {msg}", path.display())),
@@ -123,8 +146,12 @@ impl FinetuneOptions {
 
     /// Applies defaults and checks every value.
     pub fn resolve(self) -> anyhow::Result<FinetuneConfig> {
-        let model = self.model.unwrap_or_else(|| crate::defaults::MINILM_L6.into());
-        let data = self.data.unwrap_or_else(|| crate::defaults::BBC_NEWS.into());
+        let model = self
+            .model
+            .unwrap_or_else(|| crate::defaults::MINILM_L6.into());
+        let data = self
+            .data
+            .unwrap_or_else(|| crate::defaults::BBC_NEWS.into());
         let cfg = FinetuneConfig {
             out: self.out.unwrap_or_else(|| default_out(&model, &data)),
             model,
@@ -157,7 +184,9 @@ impl FinetuneOptions {
 fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
     let positive = |name: &str, v: usize, example: &str| {
         if v == 0 {
-            Err(user(format!("--{name} 0: give a positive number, e.g. {example}")))
+            Err(user(format!(
+                "--{name} 0: give a positive number, e.g. {example}"
+            )))
         } else {
             Ok(())
         }
@@ -167,27 +196,45 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
     positive("batch-size", cfg.batch_size, "32")?;
     positive("eval-batch-size", cfg.eval_batch_size, "64")?;
     if cfg.max_len < 3 {
-        return Err(user(format!("--max-len {}: too short for [CLS] text [SEP]; use at least 3", cfg.max_len)));
+        return Err(user(format!(
+            "--max-len {}: too short for [CLS] text [SEP]; use at least 3",
+            cfg.max_len
+        )));
     }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(user(format!("--lr {}: give a positive learning rate, e.g. 2e-5", cfg.lr)));
+        return Err(user(format!(
+            "--lr {}: give a positive learning rate, e.g. 2e-5",
+            cfg.lr
+        )));
     }
     if !(0.0..1.0).contains(&cfg.warmup) {
-        return Err(user(format!("--warmup {}: give a fraction in [0, 1), e.g. 0.1", cfg.warmup)));
+        return Err(user(format!(
+            "--warmup {}: give a fraction in [0, 1), e.g. 0.1",
+            cfg.warmup
+        )));
     }
     if cfg.grad_clip < 0.0 || cfg.weight_decay < 0.0 {
-        return Err(user("--grad-clip and --weight-decay must not be negative".to_string()));
+        return Err(user(
+            "--grad-clip and --weight-decay must not be negative".to_string(),
+        ));
     }
     if let Some(f) = cfg.eval_split {
         if !(f > 0.0 && f < 1.0) {
-            return Err(user(format!("--eval-split {f}: give a fraction between 0 and 1, e.g. 0.1")));
+            return Err(user(format!(
+                "--eval-split {f}: give a fraction between 0 and 1, e.g. 0.1"
+            )));
         }
     }
     if cfg.max_train_examples == Some(0) {
-        return Err(user("--max-train-examples 0: give a positive number".to_string()));
+        return Err(user(
+            "--max-train-examples 0: give a positive number".to_string(),
+        ));
     }
     if !(cfg.collapse_threshold > 0.0 && cfg.collapse_threshold <= 1.0) {
-        return Err(user(format!("--collapse-threshold {}: give a share in (0, 1]", cfg.collapse_threshold)));
+        return Err(user(format!(
+            "--collapse-threshold {}: give a share in (0, 1]",
+            cfg.collapse_threshold
+        )));
     }
     crate::device::parse_device(&cfg.device)?;
     Ok(())
@@ -196,7 +243,10 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
 fn default_out(model: &str, data: &str) -> PathBuf {
     let short = |s: &str| {
         let p = Path::new(s);
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| s.to_string());
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| s.to_string());
         name.split('.').next().unwrap_or("run").to_string()
     };
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");

@@ -41,7 +41,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 pub fn init_logging(verbose: u8) {
     let level = if verbose > 0 { "debug" } else { "info" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(format!("heal={level}")))
-        .format_target(false)
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(format!("heal={level}")),
+    )
+    .format_target(false)
+    .init();
 }

@@ -21,9 +21,15 @@ pub struct Tokenized {
 }
 
 impl Tokenized {
-    pub fn new(encoder: &TextEncoder, examples: &[Example], use_token_types: bool) -> anyhow::Result<Self> {
-        let texts: Vec<(String, Option<String>)> =
-            examples.iter().map(|e| (e.text.clone(), e.text_pair.clone())).collect();
+    pub fn new(
+        encoder: &TextEncoder,
+        examples: &[Example],
+        use_token_types: bool,
+    ) -> anyhow::Result<Self> {
+        let texts: Vec<(String, Option<String>)> = examples
+            .iter()
+            .map(|e| (e.text.clone(), e.text_pair.clone()))
+            .collect();
         Ok(Tokenized {
             encoded: encoder.encode_batch(&texts)?,
             labels: examples.iter().map(|e| e.label).collect(),
@@ -70,7 +76,12 @@ impl Tokenized {
 
     /// Pads the chosen examples to the longest of them and moves them to `device`.
     pub fn collate(&self, indices: &[usize], device: Device) -> Batch {
-        let width = indices.iter().map(|&i| self.encoded[i].ids.len()).max().unwrap_or(1).max(1);
+        let width = indices
+            .iter()
+            .map(|&i| self.encoded[i].ids.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let n = indices.len();
         let mut ids = vec![self.pad_id; n * width];
         let mut types = vec![0i64; n * width];
@@ -82,7 +93,9 @@ impl Tokenized {
             if self.use_token_types {
                 types[start..start + e.type_ids.len()].copy_from_slice(&e.type_ids);
             }
-            mask[start..start + e.ids.len()].iter_mut().for_each(|m| *m = 1);
+            mask[start..start + e.ids.len()]
+                .iter_mut()
+                .for_each(|m| *m = 1);
         }
         let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i]).collect();
         let shape = [n as i64, width as i64];

@@ -16,7 +16,12 @@ pub const TEST_FRACTION: f64 = 0.2;
 /// (train, test, topic names) from the corpus folder (one sub-folder of .txt files per topic).
 pub fn load(dir: &Path) -> anyhow::Result<(Vec<Example>, Vec<Example>, Vec<String>)> {
     let mut topics: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| user(format!("{}: cannot read the BBC News folder ({e})", dir.display())))?
+        .map_err(|e| {
+            user(format!(
+                "{}: cannot read the BBC News folder ({e})",
+                dir.display()
+            ))
+        })?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -64,7 +69,11 @@ pub fn largest_remainder(sizes: &[usize], fraction: f64) -> Vec<usize> {
     let exact: Vec<f64> = sizes.iter().map(|&n| n as f64 * fraction).collect();
     let mut out: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
     let mut order: Vec<usize> = (0..sizes.len()).collect();
-    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
     let missing = total.saturating_sub(out.iter().sum());
     for &i in order.iter().take(missing) {
         out[i] += 1;

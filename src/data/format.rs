@@ -30,7 +30,10 @@ enum Format {
 }
 
 fn format_of(path: &Path) -> anyhow::Result<Format> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     let name = name.strip_suffix(".gz").unwrap_or(&name);
     if name.ends_with(".jsonl") || name.ends_with(".json") || name.ends_with(".ndjson") {
         Ok(Format::JsonLines)
@@ -47,8 +50,12 @@ fn format_of(path: &Path) -> anyhow::Result<Format> {
 }
 
 fn open(path: &Path) -> anyhow::Result<Box<dyn Read>> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| user(format!("{}: cannot open the data file ({e})", path.display())))?;
+    let file = std::fs::File::open(path).map_err(|e| {
+        user(format!(
+            "{}: cannot open the data file ({e})",
+            path.display()
+        ))
+    })?;
     if path.extension().is_some_and(|e| e == "gz") {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(file)))
     } else {
@@ -90,7 +97,10 @@ pub fn read_examples(path: &Path) -> anyhow::Result<Vec<RawExample>> {
         Format::Tsv => read_delimited(path, reader, b'\t')?,
     };
     if examples.is_empty() {
-        return Err(user(format!("{}: the data file holds no examples", path.display())));
+        return Err(user(format!(
+            "{}: the data file holds no examples",
+            path.display()
+        )));
     }
     Ok(examples)
 }
@@ -99,12 +109,16 @@ fn read_jsonl(path: &Path, reader: Box<dyn Read>) -> anyhow::Result<Vec<RawExamp
     let mut out = Vec::new();
     for (i, line) in BufReader::new(reader).lines().enumerate() {
         let n = i + 1;
-        let line = line.map_err(|e| user(format!("{}: line {n}: cannot read ({e})", path.display())))?;
+        let line =
+            line.map_err(|e| user(format!("{}: line {n}: cannot read ({e})", path.display())))?;
         if line.trim().is_empty() {
             continue;
         }
         let row: JsonRow = serde_json::from_str(&line).map_err(|e| {
-            user(format!("{}: line {n}: not a JSON object with text and label ({e})", path.display()))
+            user(format!(
+                "{}: line {n}: not a JSON object with text and label ({e})",
+                path.display()
+            ))
         })?;
         let text = row
             .text
@@ -114,30 +128,61 @@ fn read_jsonl(path: &Path, reader: Box<dyn Read>) -> anyhow::Result<Vec<RawExamp
             .as_ref()
             .ok_or_else(|| user(format!("{}: line {n}: no \"label\" field", path.display())))?;
         let label = label_from_json(label).ok_or_else(|| {
-            user(format!("{}: line {n}: \"label\" must be an integer or a string", path.display()))
+            user(format!(
+                "{}: line {n}: \"label\" must be an integer or a string",
+                path.display()
+            ))
         })?;
-        out.push(RawExample { text, text_pair: row.text_pair, label, line: n });
+        out.push(RawExample {
+            text,
+            text_pair: row.text_pair,
+            label,
+            line: n,
+        });
     }
     Ok(out)
 }
 
-fn read_delimited(path: &Path, reader: Box<dyn Read>, delimiter: u8) -> anyhow::Result<Vec<RawExample>> {
-    let mut csv = csv::ReaderBuilder::new().delimiter(delimiter).flexible(false).from_reader(reader);
+fn read_delimited(
+    path: &Path,
+    reader: Box<dyn Read>,
+    delimiter: u8,
+) -> anyhow::Result<Vec<RawExample>> {
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(false)
+        .from_reader(reader);
     let headers = csv
         .headers()
-        .map_err(|e| user(format!("{}: cannot read the header row ({e})", path.display())))?
+        .map_err(|e| {
+            user(format!(
+                "{}: cannot read the header row ({e})",
+                path.display()
+            ))
+        })?
         .clone();
     let column = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let text_col = column("text")
-        .ok_or_else(|| user(format!("{}: the header row has no \"text\" column", path.display())))?;
-    let label_col = column("label")
-        .ok_or_else(|| user(format!("{}: the header row has no \"label\" column", path.display())))?;
+    let text_col = column("text").ok_or_else(|| {
+        user(format!(
+            "{}: the header row has no \"text\" column",
+            path.display()
+        ))
+    })?;
+    let label_col = column("label").ok_or_else(|| {
+        user(format!(
+            "{}: the header row has no \"label\" column",
+            path.display()
+        ))
+    })?;
     let pair_col = column("text_pair");
     let mut out = Vec::new();
     for record in csv.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
-            user(format!("{}: line {line}: malformed row ({e})", path.display()))
+            user(format!(
+                "{}: line {line}: malformed row ({e})",
+                path.display()
+            ))
         })?;
         let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
         let field = |c: usize| record.get(c).unwrap_or("").to_string();

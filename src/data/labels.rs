@@ -18,7 +18,11 @@ pub struct LabelMap {
 
 impl LabelMap {
     pub fn from_names(names: Vec<String>, source: impl Into<String>) -> Self {
-        LabelMap { names, source: source.into(), int_values: None }
+        LabelMap {
+            names,
+            source: source.into(),
+            int_values: None,
+        }
     }
 
     /// labels.json beside `data_file` if present, otherwise the sorted set of training labels.
@@ -27,16 +31,23 @@ impl LabelMap {
         if beside.is_file() {
             return Self::from_labels_json(&beside);
         }
-        let ints: Vec<i64> = train.iter().filter_map(|e| match e.label {
-            RawLabel::Int(i) => Some(i),
-            _ => None,
-        }).collect();
+        let ints: Vec<i64> = train
+            .iter()
+            .filter_map(|e| match e.label {
+                RawLabel::Int(i) => Some(i),
+                _ => None,
+            })
+            .collect();
         if ints.len() == train.len() {
             let mut values = ints;
             values.sort_unstable();
             values.dedup();
             let names = values.iter().map(|v| v.to_string()).collect();
-            return Ok(LabelMap { names, source: "sorted set of training labels".into(), int_values: Some(values) });
+            return Ok(LabelMap {
+                names,
+                source: "sorted set of training labels".into(),
+                int_values: Some(values),
+            });
         }
         let mut names: Vec<String> = train
             .iter()
@@ -55,12 +66,18 @@ impl LabelMap {
         let text = std::fs::read_to_string(path)
             .map_err(|e| user(format!("{}: cannot read ({e})", path.display())))?;
         let names: Vec<String> = serde_json::from_str(&text).map_err(|e| {
-            user(format!("{}: expected a JSON array of class names ({e})", path.display()))
+            user(format!(
+                "{}: expected a JSON array of class names ({e})",
+                path.display()
+            ))
         })?;
         if names.is_empty() {
             return Err(user(format!("{}: the label list is empty", path.display())));
         }
-        Ok(LabelMap::from_names(names, format!("labels.json at {}", path.display())))
+        Ok(LabelMap::from_names(
+            names,
+            format!("labels.json at {}", path.display()),
+        ))
     }
 
     pub fn len(&self) -> usize {
@@ -85,7 +102,10 @@ impl LabelMap {
         };
         match &example.label {
             RawLabel::Int(i) => match &self.int_values {
-                Some(values) => values.binary_search(i).map(|p| p as i64).map_err(|_| not_found(i.to_string())),
+                Some(values) => values
+                    .binary_search(i)
+                    .map(|p| p as i64)
+                    .map_err(|_| not_found(i.to_string())),
                 None if *i >= 0 && (*i as usize) < self.names.len() => Ok(*i),
                 None => self
                     .names
@@ -94,9 +114,12 @@ impl LabelMap {
                     .map(|p| p as i64)
                     .ok_or_else(|| not_found(i.to_string())),
             },
-            RawLabel::Str(s) => {
-                self.names.iter().position(|n| n == s).map(|p| p as i64).ok_or_else(|| not_found(format!("{s:?}")))
-            }
+            RawLabel::Str(s) => self
+                .names
+                .iter()
+                .position(|n| n == s)
+                .map(|p| p as i64)
+                .ok_or_else(|| not_found(format!("{s:?}"))),
         }
     }
 }
@@ -112,5 +135,8 @@ fn preview(names: &[String]) -> String {
 
 /// `labels.json` in the same folder as the data file.
 pub fn labels_json_beside(data_file: &Path) -> PathBuf {
-    data_file.parent().unwrap_or(Path::new(".")).join("labels.json")
+    data_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("labels.json")
 }

@@ -47,12 +47,23 @@ pub struct TaskData {
 /// Resolves `--data` (a name, a file, or a folder with train.* and validation.*/test.*) and the
 /// evaluation source into examples.
 pub fn load_task(data: &str, eval: &EvalSource, seed: u64) -> anyhow::Result<TaskData> {
-    let (train, builtin_eval, labels, train_source, builtin_source) = if data == defaults::BBC_NEWS {
+    let (train, builtin_eval, labels, train_source, builtin_source) = if data == defaults::BBC_NEWS
+    {
         let dir = defaults::bbc_news_dir()?;
         let (train, test, topics) = bbc::load(&dir)?;
-        let source = format!("bbc-news train split ({} articles, seed {})", train.len(), bbc::SPLIT_SEED);
+        let source = format!(
+            "bbc-news train split ({} articles, seed {})",
+            train.len(),
+            bbc::SPLIT_SEED
+        );
         let eval_source = format!("bbc-news test split ({} articles)", test.len());
-        (train, Some(test), LabelMap::from_names(topics, "bbc-news topic folders"), source, eval_source)
+        (
+            train,
+            Some(test),
+            LabelMap::from_names(topics, "bbc-news topic folders"),
+            source,
+            eval_source,
+        )
     } else {
         let (train_file, held_out) = files_of(Path::new(data))?;
         let raw = format::read_examples(&train_file)?;
@@ -62,7 +73,13 @@ pub fn load_task(data: &str, eval: &EvalSource, seed: u64) -> anyhow::Result<Tas
             Some(f) => (Some(read_file(f, &labels)?), f.display().to_string()),
             None => (None, String::new()),
         };
-        (train, held_out_examples, labels, train_file.display().to_string(), held_out_source)
+        (
+            train,
+            held_out_examples,
+            labels,
+            train_file.display().to_string(),
+            held_out_source,
+        )
     };
     let (train, eval, eval_source) = match eval {
         EvalSource::File(path) => {
@@ -71,7 +88,10 @@ pub fn load_task(data: &str, eval: &EvalSource, seed: u64) -> anyhow::Result<Tas
         }
         EvalSource::Carve(fraction) => {
             let (rest, carved) = carve(train, *fraction, seed)?;
-            let source = format!("{:.0}% stratified carve-out of the training data (seed {seed})", fraction * 100.0);
+            let source = format!(
+                "{:.0}% stratified carve-out of the training data (seed {seed})",
+                fraction * 100.0
+            );
             (rest, carved, source)
         }
         EvalSource::Builtin => match builtin_eval {
@@ -83,7 +103,13 @@ pub fn load_task(data: &str, eval: &EvalSource, seed: u64) -> anyhow::Result<Tas
             }
         },
     };
-    Ok(TaskData { train, eval, labels, train_source, eval_source })
+    Ok(TaskData {
+        train,
+        eval,
+        labels,
+        train_source,
+        eval_source,
+    })
 }
 
 /// A data file, or a folder holding train.* and optionally validation.* or test.*.
@@ -104,7 +130,10 @@ fn files_of(path: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
             .find(|p| p.is_file())
     };
     let train = find("train").ok_or_else(|| {
-        user(format!("{}: the folder has no train.jsonl(.gz), train.csv or train.tsv", path.display()))
+        user(format!(
+            "{}: the folder has no train.jsonl(.gz), train.csv or train.tsv",
+            path.display()
+        ))
     })?;
     Ok((train, find("validation").or_else(|| find("test"))))
 }
@@ -114,8 +143,15 @@ fn read_file(path: &Path, labels: &LabelMap) -> anyhow::Result<Vec<Example>> {
     to_examples(&raw, labels, path)
 }
 
-fn to_examples(raw: &[format::RawExample], labels: &LabelMap, file: &Path) -> anyhow::Result<Vec<Example>> {
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+fn to_examples(
+    raw: &[format::RawExample],
+    labels: &LabelMap,
+    file: &Path,
+) -> anyhow::Result<Vec<Example>> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     raw.iter()
         .map(|r| {
             Ok(Example {
@@ -130,11 +166,21 @@ fn to_examples(raw: &[format::RawExample], labels: &LabelMap, file: &Path) -> an
 
 /// Seeded stratified split: `fraction` of each class (largest-remainder rounding) goes to the
 /// second list. Order inside each list follows the input order.
-pub fn carve(examples: Vec<Example>, fraction: f64, seed: u64) -> anyhow::Result<(Vec<Example>, Vec<Example>)> {
+pub fn carve(
+    examples: Vec<Example>,
+    fraction: f64,
+    seed: u64,
+) -> anyhow::Result<(Vec<Example>, Vec<Example>)> {
     if !(fraction > 0.0 && fraction < 1.0) {
-        return Err(user(format!("--eval-split {fraction}: give a fraction between 0 and 1, e.g. 0.1")));
+        return Err(user(format!(
+            "--eval-split {fraction}: give a fraction between 0 and 1, e.g. 0.1"
+        )));
     }
-    let classes = examples.iter().map(|e| e.label).max().map_or(0, |m| m as usize + 1);
+    let classes = examples
+        .iter()
+        .map(|e| e.label)
+        .max()
+        .map_or(0, |m| m as usize + 1);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for (i, e) in examples.iter().enumerate() {
         members[e.label as usize].push(i);
@@ -150,7 +196,9 @@ pub fn carve(examples: Vec<Example>, fraction: f64, seed: u64) -> anyhow::Result
         }
     }
     if chosen.iter().all(|&c| !c) {
-        return Err(user(format!("--eval-split {fraction} leaves no evaluation examples: use a larger fraction")));
+        return Err(user(format!(
+            "--eval-split {fraction} leaves no evaluation examples: use a larger fraction"
+        )));
     }
     let (mut rest, mut carved) = (Vec::new(), Vec::new());
     for (e, c) in examples.into_iter().zip(chosen) {
@@ -175,5 +223,9 @@ pub fn subsample(examples: Vec<Example>, n: usize, seed: u64) -> Vec<Example> {
     for &i in &idx[..n] {
         keep[i] = true;
     }
-    examples.into_iter().zip(keep).filter_map(|(e, k)| k.then_some(e)).collect()
+    examples
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(e, k)| k.then_some(e))
+        .collect()
 }

@@ -28,7 +28,10 @@ impl CheckpointFiles {
         }
         let config = dir.join("config.json");
         if !config.is_file() {
-            return Err(user(format!("{}: no config.json in the model folder", dir.display())));
+            return Err(user(format!(
+                "{}: no config.json in the model folder",
+                dir.display()
+            )));
         }
         let single = dir.join("model.safetensors");
         let index = dir.join("model.safetensors.index.json");
@@ -45,7 +48,11 @@ impl CheckpointFiles {
                 dir.display()
             )));
         };
-        Ok(CheckpointFiles { dir: dir.to_path_buf(), config, weights })
+        Ok(CheckpointFiles {
+            dir: dir.to_path_buf(),
+            config,
+            weights,
+        })
     }
 }
 
@@ -58,8 +65,11 @@ fn shards(index: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .and_then(|m| m.as_object())
         .ok_or_else(|| user(format!("{}: no \"weight_map\" object", index.display())))?;
     let dir = index.parent().unwrap_or(Path::new("."));
-    let mut files: Vec<PathBuf> =
-        map.values().filter_map(|v| v.as_str()).map(|f| dir.join(f)).collect();
+    let mut files: Vec<PathBuf> = map
+        .values()
+        .filter_map(|v| v.as_str())
+        .map(|f| dir.join(f))
+        .collect();
     files.sort();
     files.dedup();
     Ok(files)
@@ -67,7 +77,10 @@ fn shards(index: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Reads every tensor of the checkpoint to the CPU, names normalised to the
 /// *ForSequenceClassification layout of `family` (encoder tensors under `bert.` etc.).
-pub fn read_tensors(files: &CheckpointFiles, family: Family) -> anyhow::Result<HashMap<String, Tensor>> {
+pub fn read_tensors(
+    files: &CheckpointFiles,
+    family: Family,
+) -> anyhow::Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
     for file in &files.weights {
         let named = match file.extension().and_then(|e| e.to_str()) {
@@ -150,8 +163,11 @@ pub fn load_into(
         }
         Ok(())
     })?;
-    let mut ignored: Vec<String> =
-        tensors.keys().filter(|k| !variables.contains_key(*k)).cloned().collect();
+    let mut ignored: Vec<String> = tensors
+        .keys()
+        .filter(|k| !variables.contains_key(*k))
+        .cloned()
+        .collect();
     ignored.sort();
     report.ignored = ignored;
     Ok(report)
@@ -164,11 +180,14 @@ pub fn write_safetensors(vs: &nn::VarStore, path: &Path) -> anyhow::Result<()> {
     names.sort();
     let mut buffers: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for name in names {
-        let t = variables[name].to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let t = variables[name]
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         let numel: usize = shape.iter().product();
         let mut bytes = vec![0u8; numel * 4];
-        t.copy_data_u8(&mut bytes, numel * 4);
+        t.copy_data_u8(&mut bytes, numel);
         buffers.insert(name.clone(), (shape, bytes));
     }
     let views = buffers

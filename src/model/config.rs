@@ -158,7 +158,10 @@ impl EncoderConfig {
     /// Reads `config.json` from a checkpoint folder.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            user(format!("{}: cannot read the model config ({e})", path.display()))
+            user(format!(
+                "{}: cannot read the model config ({e})",
+                path.display()
+            ))
         })?;
         let raw: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| user(format!("{}: not valid JSON ({e})", path.display())))?;
@@ -168,7 +171,10 @@ impl EncoderConfig {
     pub fn from_json(raw: serde_json::Value, path: &Path) -> anyhow::Result<Self> {
         let model_type = raw.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
         let field_err = |e: serde_json::Error| {
-            user(format!("{}: {model_type} config is missing or has a bad field ({e})", path.display()))
+            user(format!(
+                "{}: {model_type} config is missing or has a bad field ({e})",
+                path.display()
+            ))
         };
         match model_type {
             "bert" | "roberta" => {
@@ -238,6 +244,17 @@ impl EncoderConfig {
                 path.display()
             ))),
         }
+    }
+
+    /// The longest input the position embeddings allow (RoBERTa spends pad_token_id + 1 rows
+    /// before the first position).
+    pub fn max_tokens(&self) -> usize {
+        let offset = if self.family == Family::Roberta {
+            self.pad_token_id + 1
+        } else {
+            0
+        };
+        (self.max_position_embeddings - offset).max(0) as usize
     }
 
     /// Whether the family feeds token type ids to the encoder.

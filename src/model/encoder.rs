@@ -15,9 +15,18 @@ pub fn sub<'a>(path: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
 
 /// A linear layer initialised as HF does (normal(0, initializer_range), zero bias); the
 /// checkpoint's values replace these on load.
-pub fn linear(path: &nn::Path, dotted: &str, input: i64, output: i64, cfg: &EncoderConfig) -> nn::Linear {
+pub fn linear(
+    path: &nn::Path,
+    dotted: &str,
+    input: i64,
+    output: i64,
+    cfg: &EncoderConfig,
+) -> nn::Linear {
     let init = nn::LinearConfig {
-        ws_init: nn::Init::Randn { mean: 0.0, stdev: cfg.initializer_range },
+        ws_init: nn::Init::Randn {
+            mean: 0.0,
+            stdev: cfg.initializer_range,
+        },
         bs_init: Some(nn::Init::Const(0.0)),
         bias: true,
     };
@@ -25,13 +34,19 @@ pub fn linear(path: &nn::Path, dotted: &str, input: i64, output: i64, cfg: &Enco
 }
 
 fn layer_norm(path: &nn::Path, dotted: &str, cfg: &EncoderConfig) -> nn::LayerNorm {
-    let c = nn::LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() };
+    let c = nn::LayerNormConfig {
+        eps: cfg.layer_norm_eps,
+        ..Default::default()
+    };
     nn::layer_norm(sub(path, dotted), vec![cfg.hidden_size], c)
 }
 
 fn embedding(path: &nn::Path, dotted: &str, rows: i64, cfg: &EncoderConfig) -> nn::Embedding {
     let c = nn::EmbeddingConfig {
-        ws_init: nn::Init::Randn { mean: 0.0, stdev: cfg.initializer_range },
+        ws_init: nn::Init::Randn {
+            mean: 0.0,
+            stdev: cfg.initializer_range,
+        },
         ..Default::default()
     };
     nn::embedding(sub(path, dotted), rows, cfg.hidden_size, c)
@@ -60,12 +75,19 @@ pub struct Embeddings {
 impl Embeddings {
     pub fn new(root: &nn::Path, layout: &Layout, cfg: &EncoderConfig) -> Self {
         let token_type = match layout.token_type_embeddings {
-            Some(name) if cfg.type_vocab_size > 0 => Some(embedding(root, name, cfg.type_vocab_size, cfg)),
+            Some(name) if cfg.type_vocab_size > 0 => {
+                Some(embedding(root, name, cfg.type_vocab_size, cfg))
+            }
             _ => None,
         };
         Embeddings {
             word: embedding(root, layout.word_embeddings, cfg.vocab_size, cfg),
-            position: embedding(root, layout.position_embeddings, cfg.max_position_embeddings, cfg),
+            position: embedding(
+                root,
+                layout.position_embeddings,
+                cfg.max_position_embeddings,
+                cfg,
+            ),
             token_type,
             layer_norm: layer_norm(root, layout.embeddings_layer_norm, cfg),
             dropout: cfg.hidden_dropout,
@@ -131,21 +153,28 @@ impl Layer {
     /// `mask` is a boolean [batch, 1, 1, seq] tensor, true where a key may be attended to.
     pub fn forward_t(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let (b, s, h) = xs.size3().expect("hidden states are [batch, seq, hidden]");
-        let heads = |t: Tensor| t.view([b, s, self.num_heads, h / self.num_heads]).transpose(1, 2);
+        let heads = |t: Tensor| {
+            t.view([b, s, self.num_heads, h / self.num_heads])
+                .transpose(1, 2)
+        };
         let q = heads(self.q.forward(xs));
         let k = heads(self.k.forward(xs));
         let v = heads(self.v.forward(xs));
         let p = if train { self.attention_dropout } else { 0.0 };
-        let context = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false)
-            .transpose(1, 2)
-            .reshape([b, s, h]);
+        let context =
+            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false)
+                .transpose(1, 2)
+                .reshape([b, s, h]);
         let mut attn = self.o.forward(&context);
         if self.dropout_after_attention_output {
             attn = attn.dropout(self.hidden_dropout, train);
         }
         let attn = self.ln_attn.forward(&(attn + xs));
         let ffn = activate(&self.ffn_in.forward(&attn), self.activation);
-        let ffn = self.ffn_out.forward(&ffn).dropout(self.hidden_dropout, train);
+        let ffn = self
+            .ffn_out
+            .forward(&ffn)
+            .dropout(self.hidden_dropout, train);
         self.ln_ffn.forward(&(ffn + attn))
     }
 }

@@ -24,7 +24,9 @@ impl Pooling {
         match self {
             Pooling::Cls => last.select(1, 0),
             Pooling::Mean => {
-                let mask = attention_mask.narrow(1, 1, attention_mask.size()[1] - 1).to_kind(last.kind());
+                let mask = attention_mask
+                    .narrow(1, 1, attention_mask.size()[1] - 1)
+                    .to_kind(last.kind());
                 let tokens = last.narrow(1, 1, last.size()[1] - 1);
                 let sum = (tokens * mask.unsqueeze(-1)).sum_dim_intlist(1, false, last.kind());
                 let count = mask.sum_dim_intlist(1, true, last.kind()).clamp_min(1.0);
@@ -38,11 +40,23 @@ impl Pooling {
 #[derive(Debug)]
 pub enum Head {
     /// `bert.pooler.dense` + tanh, dropout, `classifier`.
-    Bert { pooler: nn::Linear, classifier: nn::Linear, dropout: f64 },
+    Bert {
+        pooler: nn::Linear,
+        classifier: nn::Linear,
+        dropout: f64,
+    },
     /// `pre_classifier` + ReLU, dropout, `classifier`.
-    DistilBert { pre_classifier: nn::Linear, classifier: nn::Linear, dropout: f64 },
+    DistilBert {
+        pre_classifier: nn::Linear,
+        classifier: nn::Linear,
+        dropout: f64,
+    },
     /// dropout, `classifier.dense` + tanh, dropout, `classifier.out_proj`.
-    Roberta { dense: nn::Linear, out_proj: nn::Linear, dropout: f64 },
+    Roberta {
+        dense: nn::Linear,
+        out_proj: nn::Linear,
+        dropout: f64,
+    },
 }
 
 impl Head {
@@ -80,15 +94,30 @@ impl Head {
 
     pub fn forward_t(&self, pooled: &Tensor, train: bool) -> Tensor {
         match self {
-            Head::Bert { pooler, classifier, dropout } => {
+            Head::Bert {
+                pooler,
+                classifier,
+                dropout,
+            } => {
                 let x = pooler.forward(pooled).tanh().dropout(*dropout, train);
                 classifier.forward(&x)
             }
-            Head::DistilBert { pre_classifier, classifier, dropout } => {
-                let x = pre_classifier.forward(pooled).relu().dropout(*dropout, train);
+            Head::DistilBert {
+                pre_classifier,
+                classifier,
+                dropout,
+            } => {
+                let x = pre_classifier
+                    .forward(pooled)
+                    .relu()
+                    .dropout(*dropout, train);
                 classifier.forward(&x)
             }
-            Head::Roberta { dense, out_proj, dropout } => {
+            Head::Roberta {
+                dense,
+                out_proj,
+                dropout,
+            } => {
                 let x = pooled.dropout(*dropout, train);
                 let x = dense.forward(&x).tanh().dropout(*dropout, train);
                 out_proj.forward(&x)

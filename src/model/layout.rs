@@ -46,7 +46,10 @@ pub const BERT: Layout = Layout {
     dropout_after_attention_output: true,
 };
 
-pub const ROBERTA: Layout = Layout { family: Family::Roberta, ..BERT };
+pub const ROBERTA: Layout = Layout {
+    family: Family::Roberta,
+    ..BERT
+};
 
 pub const DISTILBERT: Layout = Layout {
     family: Family::DistilBert,

@@ -48,11 +48,23 @@ impl SequenceClassifier {
         let root = vs.root();
         let encoder = Encoder::new(&root, &config);
         let head = Head::new(&root, &config, num_labels);
-        SequenceClassifier { vs, config, encoder, head, pooling, num_labels }
+        SequenceClassifier {
+            vs,
+            config,
+            encoder,
+            head,
+            pooling,
+            num_labels,
+        }
     }
 
     /// Loads a checkpoint folder; head tensors the folder lacks are initialised as HF does.
-    pub fn load(dir: &Path, num_labels: i64, pooling: Pooling, device: Device) -> anyhow::Result<(Self, LoadReport)> {
+    pub fn load(
+        dir: &Path,
+        num_labels: i64,
+        pooling: Pooling,
+        device: Device,
+    ) -> anyhow::Result<(Self, LoadReport)> {
         let files = CheckpointFiles::locate(dir)?;
         let config = EncoderConfig::from_file(&files.config)?;
         let family = config.family;
@@ -65,14 +77,26 @@ impl SequenceClassifier {
 
     /// Hidden states: the embeddings output, then every layer's output ([batch, seq, hidden]).
     pub fn hidden_states(&self, batch: &Batch, train: bool) -> Vec<Tensor> {
-        self.encoder.forward_t(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, train, true)
+        self.encoder.forward_t(
+            &batch.input_ids,
+            &batch.token_type_ids,
+            &batch.attention_mask,
+            train,
+            true,
+        )
     }
 
     /// Classification logits [batch, num_labels].
     pub fn forward_t(&self, batch: &Batch, train: bool) -> Tensor {
         let last = self
             .encoder
-            .forward_t(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, train, false)
+            .forward_t(
+                &batch.input_ids,
+                &batch.token_type_ids,
+                &batch.attention_mask,
+                train,
+                false,
+            )
             .pop()
             .expect("the encoder returns at least one state");
         let pooled = self.pooling.pool(&last, &batch.attention_mask);
@@ -90,14 +114,30 @@ impl SequenceClassifier {
 
     /// Writes an HF-compatible folder: config.json (with id2label), model.safetensors and the
     /// tokenizer files of `tokenizer_dir`. The folder appears complete or not at all.
-    pub fn save_hf(&self, dir: &Path, label_names: &[String], tokenizer_dir: &Path) -> anyhow::Result<()> {
+    pub fn save_hf(
+        &self,
+        dir: &Path,
+        label_names: &[String],
+        tokenizer_dir: &Path,
+    ) -> anyhow::Result<()> {
         let mut config = self.config.raw.clone();
-        let obj = config.as_object_mut().context("config.json is not an object")?;
-        let id2label: serde_json::Map<String, serde_json::Value> =
-            label_names.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone().into())).collect();
-        let label2id: serde_json::Map<String, serde_json::Value> =
-            label_names.iter().enumerate().map(|(i, n)| (n.clone(), (i as i64).into())).collect();
-        obj.insert("architectures".into(), vec![self.config.family.classifier_architecture()].into());
+        let obj = config
+            .as_object_mut()
+            .context("config.json is not an object")?;
+        let id2label: serde_json::Map<String, serde_json::Value> = label_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i.to_string(), n.clone().into()))
+            .collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = label_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), (i as i64).into()))
+            .collect();
+        obj.insert(
+            "architectures".into(),
+            vec![self.config.family.classifier_architecture()].into(),
+        );
         obj.insert("id2label".into(), id2label.into());
         obj.insert("label2id".into(), label2id.into());
         obj.insert("problem_type".into(), "single_label_classification".into());
@@ -109,7 +149,8 @@ impl SequenceClassifier {
             for name in checkpoint::TOKENIZER_FILES {
                 let src = tokenizer_dir.join(name);
                 if src.is_file() {
-                    std::fs::copy(&src, tmp.join(name)).with_context(|| format!("copying {}", src.display()))?;
+                    std::fs::copy(&src, tmp.join(name))
+                        .with_context(|| format!("copying {}", src.display()))?;
                 }
             }
             Ok(())

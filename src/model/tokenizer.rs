@@ -31,8 +31,12 @@ impl TextEncoder {
         let json = dir.join("tokenizer.json");
         let vocab = dir.join("vocab.txt");
         let (mut tokenizer, source) = if json.is_file() {
-            let t = Tokenizer::from_file(&json)
-                .map_err(|e| user(format!("{}: cannot load the tokenizer ({e})", json.display())))?;
+            let t = Tokenizer::from_file(&json).map_err(|e| {
+                user(format!(
+                    "{}: cannot load the tokenizer ({e})",
+                    json.display()
+                ))
+            })?;
             (t, "tokenizer.json")
         } else if vocab.is_file() {
             (wordpiece_from_vocab(dir, &vocab)?, "vocab.txt")
@@ -55,7 +59,11 @@ impl TextEncoder {
             .iter()
             .find_map(|t| tokenizer.token_to_id(t))
             .unwrap_or(0) as i64;
-        Ok(TextEncoder { tokenizer, source, pad_id })
+        Ok(TextEncoder {
+            tokenizer,
+            source,
+            pad_id,
+        })
     }
 
     /// Tokenises texts (or text pairs) with the model's special tokens.
@@ -99,16 +107,33 @@ fn wordpiece_from_vocab(dir: &Path, vocab: &Path) -> anyhow::Result<Tokenizer> {
     let model = WordPiece::from_file(&path)
         .unk_token("[UNK]".into())
         .build()
-        .map_err(|e| user(format!("{}: cannot read the vocabulary ({e})", vocab.display())))?;
+        .map_err(|e| {
+            user(format!(
+                "{}: cannot read the vocabulary ({e})",
+                vocab.display()
+            ))
+        })?;
     let id = |tok: &str| {
-        model_token_id(&model, tok)
-            .ok_or_else(|| user(format!("{}: the vocabulary has no {tok} token", vocab.display())))
+        model_token_id(&model, tok).ok_or_else(|| {
+            user(format!(
+                "{}: the vocabulary has no {tok} token",
+                vocab.display()
+            ))
+        })
     };
     let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
     let mut tokenizer = Tokenizer::new(model);
-    tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase_setting(dir))));
+    tokenizer.with_normalizer(Some(BertNormalizer::new(
+        true,
+        true,
+        None,
+        lowercase_setting(dir),
+    )));
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-    tokenizer.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
+    tokenizer.with_post_processor(Some(BertProcessing::new(
+        ("[SEP]".into(), sep),
+        ("[CLS]".into(), cls),
+    )));
     Ok(tokenizer)
 }
 

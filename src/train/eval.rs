@@ -19,7 +19,8 @@ pub fn evaluate(model: &SequenceClassifier, data: &Tokenized, batch_size: usize)
         for indices in data.eval_batches(batch_size) {
             let batch = data.collate(&indices, device);
             let logits = model.forward_t(&batch, false);
-            loss_sum += logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
+            loss_sum +=
+                logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
             let pred = Vec::<i64>::try_from(predictions(&logits).to_device(tch::Device::Cpu))
                 .expect("predictions are i64");
             for (&i, p) in indices.iter().zip(pred) {

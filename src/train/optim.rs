@@ -14,15 +14,30 @@ pub enum OptimizerKind {
 }
 
 /// Builds the optimiser over the var store's trainable variables.
-pub fn build(vs: &nn::VarStore, kind: OptimizerKind, lr: f64, weight_decay: f64) -> anyhow::Result<nn::Optimizer> {
+pub fn build(
+    vs: &nn::VarStore,
+    kind: OptimizerKind,
+    lr: f64,
+    weight_decay: f64,
+) -> anyhow::Result<nn::Optimizer> {
     use nn::OptimizerConfig;
     let opt = match kind {
-        OptimizerKind::Adamw => {
-            nn::AdamW { beta1: 0.9, beta2: 0.999, wd: weight_decay, eps: 1e-8, amsgrad: false }.build(vs, lr)?
+        OptimizerKind::Adamw => nn::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            wd: weight_decay,
+            eps: 1e-8,
+            amsgrad: false,
         }
-        OptimizerKind::Adam => {
-            nn::Adam { beta1: 0.9, beta2: 0.999, wd: weight_decay, eps: 1e-8, amsgrad: false }.build(vs, lr)?
+        .build(vs, lr)?,
+        OptimizerKind::Adam => nn::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            wd: weight_decay,
+            eps: 1e-8,
+            amsgrad: false,
         }
+        .build(vs, lr)?,
     };
     Ok(opt)
 }
@@ -39,7 +54,11 @@ pub struct LinearSchedule {
 impl LinearSchedule {
     pub fn new(peak_lr: f64, warmup_fraction: f64, total_steps: usize) -> Self {
         let warmup_steps = (warmup_fraction * total_steps as f64).ceil() as usize;
-        LinearSchedule { peak_lr, warmup_steps: warmup_steps.min(total_steps), total_steps }
+        LinearSchedule {
+            peak_lr,
+            warmup_steps: warmup_steps.min(total_steps),
+            total_steps,
+        }
     }
 
     pub fn lr(&self, step: usize) -> f64 {
@@ -58,7 +77,11 @@ impl LinearSchedule {
 /// a device scalar.
 pub fn clip_grad_norm(trainable: &[Tensor], max_norm: f64) -> Tensor {
     tch::no_grad(|| {
-        let grads: Vec<Tensor> = trainable.iter().map(|v| v.grad()).filter(|g| g.defined()).collect();
+        let grads: Vec<Tensor> = trainable
+            .iter()
+            .map(|v| v.grad())
+            .filter(|g| g.defined())
+            .collect();
         let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
         let total = Tensor::stack(&norms, 0).norm();
         let coef = (max_norm / (&total + 1e-6)).clamp_max(1.0);

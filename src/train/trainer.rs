@@ -36,6 +36,7 @@ struct Prepared {
     train: Tokenized,
     eval: Tokenized,
     tokenizer_source: &'static str,
+    max_len: usize,
     model: SequenceClassifier,
     load_report: LoadReport,
     prepare_seconds: f64,
@@ -50,7 +51,15 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
     let model_dir = defaults::resolve_model(&cfg.model)?;
     let files = crate::model::checkpoint::CheckpointFiles::locate(&model_dir)?;
     let model_config = crate::model::config::EncoderConfig::from_file(&files.config)?;
-    let encoder = TextEncoder::from_dir(&model_dir, cfg.max_len)?;
+    let max_len = cfg.max_len.min(model_config.max_tokens());
+    if max_len < cfg.max_len {
+        log::warn!(
+            "--max-len {} is beyond what {} allows; using {max_len}",
+            cfg.max_len,
+            model_dir.display()
+        );
+    }
+    let encoder = TextEncoder::from_dir(&model_dir, max_len)?;
     let eval_source = match (&cfg.eval_data, cfg.eval_split) {
         (Some(path), _) => EvalSource::File(path.clone()),
         (None, Some(f)) => EvalSource::Carve(f),
@@ -63,6 +72,17 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
     let types = model_config.uses_token_types();
     let train = Tokenized::new(&encoder, &task.train, types)?;
     let eval = Tokenized::new(&encoder, &task.eval, types)?;
+    for (split, t) in [("training", &train), ("evaluation", &eval)] {
+        if let Some(id) = t.encoded.iter().flat_map(|e| e.ids.iter()).copied().max() {
+            if id >= model_config.vocab_size {
+                return Err(crate::error::user(format!(
+                    "{}: the tokenizer gives token id {id} on the {split} data, but config.json has vocab_size {}: the tokenizer files do not belong to this model",
+                    model_dir.display(),
+                    model_config.vocab_size
+                )));
+            }
+        }
+    }
     tch::manual_seed(cfg.seed as i64);
     let (model, load_report) =
         SequenceClassifier::load(&model_dir, task.labels.len() as i64, cfg.pooling, device)?;
@@ -73,6 +93,7 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         train,
         eval,
         tokenizer_source: encoder.source,
+        max_len,
         model,
         load_report,
         prepare_seconds: start.elapsed().as_secs_f64(),
@@ -87,6 +108,8 @@ struct RunJson<'a> {
     layers: i64,
     hidden_size: i64,
     tokenizer: &'static str,
+    /// --max-len, capped by the model's position embeddings.
+    effective_max_len: usize,
     labels: &'a crate::data::labels::LabelMap,
     data: DataFacts<'a>,
     parameters: ParameterFacts,
@@ -132,7 +155,12 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     let run = RunDir::create(&cfg.out, cfg.overwrite)?;
     let steps_per_epoch = p.train.len().div_ceil(cfg.batch_size);
     let schedule = LinearSchedule::new(cfg.lr, cfg.warmup, steps_per_epoch * cfg.epochs);
-    let truncated = |t: &Tokenized| t.encoded.iter().filter(|e| e.ids.len() >= cfg.max_len).count();
+    let truncated = |t: &Tokenized| {
+        t.encoded
+            .iter()
+            .filter(|e| e.ids.len() >= p.max_len)
+            .count()
+    };
     let trainable: Vec<Tensor> = p.model.vs.trainable_variables();
     let mut run_json = RunJson {
         config: cfg,
@@ -141,6 +169,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         layers: p.model.config.num_layers,
         hidden_size: p.model.config.hidden_size,
         tokenizer: p.tokenizer_source,
+        effective_max_len: p.max_len,
         labels: &p.task.labels,
         data: DataFacts {
             train_source: &p.task.train_source,
@@ -160,7 +189,10 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         threads: tch::get_num_threads(),
         versions: versions::Versions::current(),
         started_at: chrono::Local::now().to_rfc3339(),
-        timings: Timings { prepare_seconds: p.prepare_seconds, ..Default::default() },
+        timings: Timings {
+            prepare_seconds: p.prepare_seconds,
+            ..Default::default()
+        },
     };
     run.write_run_json(&run_json)?;
     log::info!(
@@ -175,7 +207,10 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         run.path.display()
     );
     if !p.load_report.initialised.is_empty() {
-        log::info!("initialised head tensors: {}", p.load_report.initialised.join(", "));
+        log::info!(
+            "initialised head tensors: {}",
+            p.load_report.initialised.join(", ")
+        );
     }
 
     let loop_result = train_loop(cfg, &p, &run, &trainable, schedule);
@@ -199,7 +234,11 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         }
     };
 
-    let best = epochs.iter().max_by(|a, b| a.f1_weighted.total_cmp(&b.f1_weighted).then(b.epoch.cmp(&a.epoch)));
+    let best = epochs.iter().max_by(|a, b| {
+        a.f1_weighted
+            .total_cmp(&b.f1_weighted)
+            .then(b.epoch.cmp(&a.epoch))
+    });
     let mut confusion = vec![];
     if let Some((_, predicted)) = &best_snapshot.predictions {
         confusion = metrics::confusion_matrix(&p.eval.labels, predicted, p.task.labels.len());
@@ -208,9 +247,14 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         if let Some(weights) = &best_snapshot.weights {
             p.model.restore(weights);
         }
-        p.model.save_hf(&run.checkpoint_dir(), &p.task.labels.names, &p.model_dir)?;
+        p.model
+            .save_hf(&run.checkpoint_dir(), &p.task.labels.names, &p.model_dir)?;
     }
-    let scores = |e: &EpochRecord| Scores { accuracy: e.accuracy, f1_weighted: e.f1_weighted, f1_macro: e.f1_macro };
+    let scores = |e: &EpochRecord| Scores {
+        accuracy: e.accuracy,
+        f1_weighted: e.f1_weighted,
+        f1_macro: e.f1_macro,
+    };
     let (status, reason) = match (status, best) {
         (Status::Ok, Some(b)) if b.collapsed => (
             Status::Collapsed,
@@ -234,11 +278,18 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         eval_examples: p.eval.len(),
         wall_seconds: wall.elapsed().as_secs_f64(),
     };
-    run_json.timings = Timings { total_seconds: wall.elapsed().as_secs_f64(), ..timings };
+    run_json.timings = Timings {
+        total_seconds: wall.elapsed().as_secs_f64(),
+        ..timings
+    };
     run_json.timings.prepare_seconds = p.prepare_seconds;
     run.write_run_json(&run_json)?;
     run.write_result(&result)?;
-    Ok(RunOutcome { run_dir: run.path.clone(), result, epochs })
+    Ok(RunOutcome {
+        run_dir: run.path.clone(),
+        result,
+        epochs,
+    })
 }
 
 /// The best epoch's predictions (and weights, when a checkpoint is to be saved).
@@ -272,12 +323,23 @@ fn train_loop(
         let mut seen = 0usize;
         let mut lr = cfg.lr;
         let mut diverged_at = None;
-        for (i, indices) in p.train.train_batches(cfg.batch_size, &mut rng).iter().enumerate() {
+        for (i, indices) in p
+            .train
+            .train_batches(cfg.batch_size, &mut rng)
+            .iter()
+            .enumerate()
+        {
             lr = schedule.lr(step);
             opt.set_lr(lr);
             let batch = p.train.collate(indices, p.device);
             let logits = p.model.forward_t(&batch, true);
-            let loss = logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Mean, -100, 0.0);
+            let loss = logits.cross_entropy_loss::<Tensor>(
+                &batch.labels,
+                None,
+                Reduction::Mean,
+                -100,
+                0.0,
+            );
             opt.zero_grad();
             loss.backward();
             if cfg.grad_clip > 0.0 {
@@ -303,7 +365,8 @@ fn train_loop(
         let train_seconds = started.elapsed().as_secs_f64();
         timings.train_seconds += train_seconds;
         if let Some(at) = diverged_at {
-            let reason = format!("non-finite training loss in epoch {epoch} (step {at}); training stopped");
+            let reason =
+                format!("non-finite training loss in epoch {epoch} (step {at}); training stopped");
             log::warn!("{reason}");
             return Ok((epochs, best, Status::Diverged, reason, timings));
         }
@@ -325,7 +388,12 @@ fn train_loop(
             eval_seconds,
             train_examples_per_second: seen as f64 / train_seconds,
             predicted_majority_share: share,
-            collapsed: metrics::is_collapsed(&p.eval.labels, &ev.predicted, num_labels, cfg.collapse_threshold),
+            collapsed: metrics::is_collapsed(
+                &p.eval.labels,
+                &ev.predicted,
+                num_labels,
+                cfg.collapse_threshold,
+            ),
         };
         log::info!(
             "epoch {epoch}/{}: train loss {:.4}, eval loss {:.4}, accuracy {:.4}, weighted F1 {:.4}, macro F1 {:.4} ({:.0} s, {:.1} ex/s)",
@@ -353,9 +421,10 @@ fn train_loop(
 
 fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ex  {elapsed}<{eta}  {msg}")
-        .expect("valid progress template")
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ex  {elapsed}<{eta}  {msg}")
+            .expect("valid progress template")
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
     bar

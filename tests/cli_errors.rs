@@ -1,0 +1,215 @@
+//! Bad input ends with one line on stderr naming the file or flag and the problem, exit code 2,
+//! no panic, and no run directory left behind.
+
+mod common;
+
+use common::{fixtures, heal_bin};
+use std::path::Path;
+use std::process::Command;
+
+struct Outcome {
+    code: Option<i32>,
+    stderr: String,
+}
+
+fn heal(args: &[&str]) -> Outcome {
+    let out = Command::new(heal_bin())
+        .args(args)
+        .output()
+        .expect("heal runs");
+    Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs a finetune on the tiny fixtures with `args` appended and checks the error contract.
+fn expect_error(extra: &[&str], must_mention: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let train = fixtures().join("tiny-data").join("train.jsonl");
+    let model = fixtures().join("tiny-bert");
+    let mut args = vec![
+        "finetune".to_string(),
+        "--model".into(),
+        model.display().to_string(),
+        "--data".into(),
+        train.display().to_string(),
+        "--eval-split".into(),
+        "0.25".into(),
+        "--epochs".into(),
+        "1".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    // Later flags win in this test helper: drop defaults the case overrides.
+    for pair in extra.chunks(2) {
+        if let Some(i) = args.iter().position(|a| a == pair[0]) {
+            args.drain(i..i + 2);
+        }
+        args.extend(pair.iter().map(|s| s.to_string()));
+    }
+    if args.iter().any(|a| a == "--eval-data") {
+        if let Some(i) = args.iter().position(|a| a == "--eval-split") {
+            args.drain(i..i + 2);
+        }
+    }
+    let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let r = heal(&refs);
+    assert_eq!(
+        r.code,
+        Some(2),
+        "exit code for {extra:?}; stderr: {}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("panicked"),
+        "panic for {extra:?}: {}",
+        r.stderr
+    );
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line for {extra:?}, got: {}", r.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    for word in must_mention {
+        assert!(
+            lines[0].contains(word),
+            "{extra:?}: {:?} should mention {word:?}",
+            lines[0]
+        );
+    }
+    assert!(!out.exists(), "{extra:?}: a run directory was left behind");
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn missing_model_folder() {
+    expect_error(
+        &["--model", "/no/such/model"],
+        &["/no/such/model", "not found"],
+    );
+}
+
+#[test]
+fn unknown_model_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "config.json",
+        r#"{"model_type": "gpt2", "n_embd": 8}"#,
+    );
+    write(tmp.path(), "model.safetensors", "");
+    let dir = tmp.path().display().to_string();
+    expect_error(&["--model", &dir], &["config.json", "gpt2"]);
+}
+
+#[test]
+fn config_without_model_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "config.json", r#"{"hidden_size": 8}"#);
+    write(tmp.path(), "model.safetensors", "");
+    let dir = tmp.path().display().to_string();
+    expect_error(&["--model", &dir], &["config.json", "model_type"]);
+}
+
+#[test]
+fn no_tokenizer_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixtures().join("tiny-bert").join(f), tmp.path().join(f)).unwrap();
+    }
+    let dir = tmp.path().display().to_string();
+    expect_error(&["--model", &dir], &["tokenizer.json", "vocab.txt"]);
+}
+
+#[test]
+fn label_not_in_labels_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "labels.json", r#"["business", "sport"]"#);
+    let data = write(
+        tmp.path(),
+        "train.jsonl",
+        "{\"text\": \"a\", \"label\": \"sport\"}\n{\"text\": \"b\", \"label\": \"weather\"}\n",
+    );
+    expect_error(&["--data", &data], &["train.jsonl", "line 2", "weather"]);
+}
+
+#[test]
+fn empty_data_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write(tmp.path(), "train.jsonl", "");
+    expect_error(&["--data", &data], &["train.jsonl", "no examples"]);
+}
+
+#[test]
+fn malformed_json_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write(
+        tmp.path(),
+        "train.jsonl",
+        "{\"text\": \"a\", \"label\": 0}\n{\"text\": \"b\", \"label\": 1}\n{\"text\": \"c\", \"label\": \n",
+    );
+    expect_error(&["--data", &data], &["train.jsonl", "line 3"]);
+}
+
+#[test]
+fn malformed_eval_file_names_that_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let eval = write(tmp.path(), "dev.jsonl", "not json\n");
+    expect_error(&["--eval-data", &eval], &["dev.jsonl", "line 1"]);
+}
+
+#[test]
+fn max_len_zero() {
+    expect_error(&["--max-len", "0"], &["--max-len"]);
+}
+
+#[test]
+fn unknown_device() {
+    expect_error(&["--device", "tpu"], &["--device", "tpu"]);
+}
+
+#[test]
+fn unknown_toml_key_names_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "run.toml", "epochs = 1\nlearning-rate = 0.1\n");
+    expect_error(
+        &["--config", &cfg],
+        &["run.toml", "line 2", "learning-rate"],
+    );
+}
+
+#[test]
+fn finished_run_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("done");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("result.json"), "{\"status\": \"ok\"}").unwrap();
+    let train = fixtures().join("tiny-data").join("train.jsonl");
+    let model = fixtures().join("tiny-bert");
+    let r = heal(&[
+        "finetune",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+        "--eval-split",
+        "0.25",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("finished run") && r.stderr.contains("--overwrite"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("result.json")).unwrap(),
+        "{\"status\": \"ok\"}"
+    );
+}

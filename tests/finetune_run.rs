@@ -1,0 +1,303 @@
+//! End to end on the tiny fixtures: the run directory contract, the checkpoint that HF
+//! transformers loads and scores identically, TOML configs, seeds, and collapse detection.
+
+mod common;
+
+use common::{fixtures, heal_bin, venv_python};
+use heal::data::batching::Tokenized;
+use heal::model::head::Pooling;
+use heal::model::tokenizer::TextEncoder;
+use heal::model::SequenceClassifier;
+use heal::run_dir::{read_metrics, read_result, Status};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::Device;
+
+fn finetune(model: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    let data = fixtures().join("tiny-data");
+    let mut args: Vec<String> = vec![
+        "finetune".into(),
+        "--model".into(),
+        fixtures().join(model).display().to_string(),
+        "--data".into(),
+        data.join("train.jsonl").display().to_string(),
+        "--eval-data".into(),
+        data.join("test.jsonl").display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--device".into(),
+        "cpu".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let output = Command::new(heal_bin())
+        .args(&args)
+        .output()
+        .expect("heal runs");
+    assert!(
+        output.status.success(),
+        "heal {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn test_texts() -> Vec<String> {
+    let text = std::fs::read_to_string(fixtures().join("tiny-data").join("test.jsonl")).unwrap();
+    text.lines()
+        .take(6)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Logits from HF transformers for `texts`, with the checkpoint loaded by from_pretrained.
+fn hf_logits(checkpoint: &Path, texts: &[String]) -> (Vec<Vec<f64>>, serde_json::Value) {
+    let python = venv_python();
+    assert!(
+        python.exists(),
+        "{} missing: run `bash .ci/setup`",
+        python.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let texts_file = tmp.path().join("texts.json");
+    std::fs::write(&texts_file, serde_json::to_string(texts).unwrap()).unwrap();
+    let out = Command::new(python)
+        .arg(fixtures().join("score_with_hf.py"))
+        .arg(checkpoint)
+        .arg(&texts_file)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "HF failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let logits = serde_json::from_value(json["logits"].clone()).unwrap();
+    (logits, json["id2label"].clone())
+}
+
+fn check_family(model: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let out = finetune(
+        model,
+        &run,
+        &[
+            "--epochs",
+            "4",
+            "--batch-size",
+            "8",
+            "--lr",
+            "3e-3",
+            "--save-checkpoint",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("run directory:"),
+        "summary printed: {stdout}"
+    );
+
+    // The contract: run.json, metrics.jsonl (one line per epoch), result.json.
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["config"]["epochs"], 4);
+    assert_eq!(
+        run_json["labels"]["names"],
+        serde_json::json!(["business", "sport", "tech"])
+    );
+    assert_eq!(run_json["data"]["train_examples"], 96);
+    assert!(run_json["versions"]["libtorch"]
+        .as_str()
+        .unwrap()
+        .starts_with("2.13.0"));
+    let epochs = read_metrics(&run).unwrap();
+    assert_eq!(
+        epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    let result = read_result(&run).unwrap();
+    let best = result.best.unwrap();
+    assert!(result.best_epoch >= 1 && result.best_epoch <= 4);
+    let best_record = &epochs[result.best_epoch - 1];
+    assert_eq!(best.f1_weighted, best_record.f1_weighted);
+    assert!(epochs.iter().all(|e| e.f1_weighted <= best.f1_weighted));
+    for v in [best.accuracy, best.f1_weighted, best.f1_macro] {
+        assert!((0.0..=1.0).contains(&v));
+    }
+    assert_eq!(result.confusion_matrix.iter().flatten().sum::<u64>(), 48);
+
+    // The checkpoint holds the best epoch: re-scoring the test split gives its weighted F1.
+    let ckpt = run.join("checkpoint");
+    let (reloaded, report) = SequenceClassifier::load(&ckpt, 3, Pooling::Cls, Device::Cpu).unwrap();
+    assert!(
+        report.initialised.is_empty(),
+        "head saved: {:?}",
+        report.initialised
+    );
+    let enc = TextEncoder::from_dir(&ckpt, 128).unwrap();
+    let test = heal::data::load_task(
+        &fixtures()
+            .join("tiny-data")
+            .join("train.jsonl")
+            .display()
+            .to_string(),
+        &heal::data::EvalSource::File(fixtures().join("tiny-data").join("test.jsonl")),
+        0,
+    )
+    .unwrap();
+    let tok = Tokenized::new(&enc, &test.eval, reloaded.config.uses_token_types()).unwrap();
+    let ev = heal::train::eval::evaluate(&reloaded, &tok, 16);
+    let rescored = heal::metrics::scores(&tok.labels, &ev.predicted, 3);
+    assert!(
+        (rescored.f1_weighted - best.f1_weighted).abs() < 1e-9,
+        "checkpoint is the best epoch"
+    );
+
+    // HF transformers loads the folder and scores identically.
+    let texts = test_texts();
+    let (reference, id2label) = hf_logits(&ckpt, &texts);
+    assert_eq!(
+        id2label,
+        serde_json::json!({"0": "business", "1": "sport", "2": "tech"})
+    );
+    let pairs: Vec<(String, Option<String>)> = texts.iter().map(|t| (t.clone(), None)).collect();
+    let encoded = enc.encode_batch(&pairs).unwrap();
+    for (i, e) in encoded.iter().enumerate() {
+        let tok = Tokenized {
+            encoded: vec![e.clone()],
+            labels: vec![0],
+            pad_id: enc.pad_id,
+            use_token_types: reloaded.config.uses_token_types(),
+        };
+        let batch = tok.collate(&[0], Device::Cpu);
+        let ours = Vec::<f64>::try_from(
+            tch::no_grad(|| reloaded.forward_t(&batch, false))
+                .squeeze_dim(0)
+                .to_kind(tch::Kind::Double),
+        )
+        .unwrap();
+        for (a, b) in ours.iter().zip(&reference[i]) {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{model}: text {i}: logits {ours:?} vs HF {:?}",
+                reference[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn bert_run_directory_and_checkpoint_in_hf() {
+    check_family("tiny-bert");
+}
+
+#[test]
+fn distilbert_run_directory_and_checkpoint_in_hf() {
+    check_family("tiny-distilbert");
+}
+
+#[test]
+fn roberta_run_directory_and_checkpoint_in_hf() {
+    check_family("tiny-roberta");
+}
+
+#[test]
+fn same_seed_same_numbers_other_seed_other_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, seed: &str| -> Vec<(f64, f64)> {
+        let dir: PathBuf = tmp.path().join(name);
+        finetune(
+            "tiny-bert",
+            &dir,
+            &[
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--lr",
+                "3e-3",
+                "--seed",
+                seed,
+            ],
+        );
+        read_metrics(&dir)
+            .unwrap()
+            .iter()
+            .map(|e| (e.train_loss, e.eval_loss))
+            .collect()
+    };
+    let a = run("a", "7");
+    let b = run("b", "7");
+    let c = run("c", "8");
+    assert_eq!(a, b, "same seed, same losses");
+    assert_ne!(a, c, "another seed, other losses");
+}
+
+#[test]
+fn toml_config_with_flag_override() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        "epochs = 1\nbatch-size = 16\nlr = 0.002\npooling = \"mean\"\noptimizer = \"adam\"\n",
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    finetune(
+        "tiny-bert",
+        &run,
+        &["--config", cfg.to_str().unwrap(), "--epochs", "2"],
+    );
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    let c = &run_json["config"];
+    assert_eq!(c["epochs"], 2, "the flag wins over the file");
+    assert_eq!(c["batch-size"], 16);
+    assert_eq!(c["lr"], 0.002);
+    assert_eq!(c["pooling"], "mean");
+    assert_eq!(c["optimizer"], "adam");
+    assert_eq!(read_metrics(&run).unwrap().len(), 2);
+}
+
+#[test]
+fn eval_split_carves_stratified_share() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let data = fixtures().join("tiny-data").join("train.jsonl");
+    let out = Command::new(heal_bin())
+        .args(["finetune", "--model"])
+        .arg(fixtures().join("tiny-bert"))
+        .arg("--data")
+        .arg(&data)
+        .args(["--eval-split", "0.25", "--epochs", "1", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = read_result(&run).unwrap();
+    assert_eq!(result.eval_examples, 24, "25% of 96");
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["data"]["train_examples"], 72);
+}
+
+#[test]
+fn huge_learning_rate_is_flagged_collapsed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    finetune("tiny-bert", &run, &["--epochs", "2", "--lr", "0.1"]);
+    let result = read_result(&run).unwrap();
+    assert_eq!(result.status, Status::Collapsed, "{:?}", result);
+    assert!(result.reason.contains("predictions"));
+}
