@@ -4,6 +4,7 @@
 //! The training half (model, data, train) writes run directories ([`run_dir`]); the analysis
 //! half reads them. Nothing here calls Python.
 
+pub mod analysis;
 pub mod cli;
 pub mod data;
 pub mod defaults;

@@ -31,5 +31,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let cfg = options.resolve()?;
     let outcome = crate::train::finetune(&cfg)?;
     crate::summary::print(&cfg, &outcome);
+    let png = outcome.run_dir.join("curves.png");
+    match crate::analysis::curves::render(&outcome.run_dir, &png) {
+        Ok(()) => println!("curves: {}", png.display()),
+        Err(e) => log::warn!("could not draw the curves: {e:#}"),
+    }
     Ok(())
 }

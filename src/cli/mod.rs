@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each turning flags (and TOML) into a typed config
 //! and calling the library.
 
+pub mod curves;
 pub mod demo;
 pub mod finetune;
 
@@ -30,12 +31,15 @@ pub enum Command {
     Finetune(finetune::FinetuneArgs),
     /// The demo: minilm-l6 fine-tuned on bbc-news for 3 epochs on the CPU.
     Demo(demo::DemoArgs),
+    /// Draw a run's per-epoch loss and score curves (PNG) from its metrics.jsonl.
+    Curves(curves::CurvesArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Finetune(args) => finetune::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Curves(args) => curves::run(args),
     }
 }
 

@@ -1,0 +1,3 @@
+//! The analysis half: reads run directories, never the training loop.
+
+pub mod curves;

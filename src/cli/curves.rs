@@ -1,0 +1,20 @@
+//! `heal curves RUN_DIR`: per-epoch loss and score curves as a PNG.
+
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct CurvesArgs {
+    /// A run directory (with metrics.jsonl).
+    pub run: PathBuf,
+    /// Where to write the PNG. [default: RUN/curves.png]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: CurvesArgs) -> anyhow::Result<()> {
+    let out = args.out.unwrap_or_else(|| args.run.join("curves.png"));
+    crate::analysis::curves::render(&args.run, &out)?;
+    println!("{}", out.display());
+    Ok(())
+}
