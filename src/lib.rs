@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod corrupt;
 pub mod data;
 pub mod defaults;
 pub mod device;

@@ -1,8 +1,13 @@
 //! `heal finetune`: flags and/or a TOML file -> [`FinetuneConfig`] -> a run directory.
 
+use crate::corrupt::method::{Kaiming, Method};
+use crate::corrupt::select::{parse_modules, Include};
+use crate::corrupt::spec::LayerSpec;
 use crate::error::user;
 use crate::model::head::Pooling;
+use crate::train::config::CheckpointStage;
 use crate::train::optim::OptimizerKind;
+use crate::train::trainable::TrainMode;
 use crate::train::FinetuneConfig;
 use clap::Args;
 use serde::Deserialize;
@@ -74,9 +79,42 @@ pub struct FinetuneOptions {
     /// Run directory. [default: runs/<model>-<data>-<time>]
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Save the best epoch's model as an HF folder in <out>/checkpoint.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub save_checkpoint: Option<bool>,
+    /// Layers to damage before training: none, all, bottom:25%, top:50%, bottom:3, layers:1-3,7
+    /// (1-based; a percentage p of L layers selects floor(L*p/100 + 0.5) layers). [default: none]
+    #[arg(long)]
+    pub corrupt: Option<String>,
+    /// How: reinit (LayerNorm weights 1, biases 0, other weights Kaiming-uniform), noise:S
+    /// (w + S*std(w)*N(0,1)), zero, shuffle, bitflip:P (each bit with probability P) or
+    /// bitflip:n=K (exactly K bits). [default: reinit]
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Which modules of the chosen layers: all, attention (q,k,v,o), ffn (ffn_in,ffn_out),
+    /// layernorm (ln_attn,ln_ffn), or a list of q,k,v,o,ffn_in,ffn_out,ln_attn,ln_ffn. [default: all]
+    #[arg(long)]
+    pub modules: Option<String>,
+    /// Also damage parts outside the encoder layers: embeddings, pooler (BERT). [default: none]
+    #[arg(long)]
+    pub include: Option<String>,
+    /// Kaiming bound for reinit: he (sqrt(6/fan_in), PyTorch's kaiming_uniform_ default) or
+    /// linear (1/sqrt(fan_in), nn.Linear's reset). [default: he]
+    #[arg(long, value_enum)]
+    pub kaiming: Option<Kaiming>,
+    /// Seed of the damage. [default: --seed]
+    #[arg(long)]
+    pub corrupt_seed: Option<u64>,
+    /// Which parameters train (the head always does): full, head (probe on a frozen encoder),
+    /// layernorm, bias (BitFit), attention, ffn, layers:SPEC (e.g. layers:1-3, layers:top:2) or
+    /// ln-outliers:N (per LayerNorm, the N dimensions farthest from its mean weight). [default: full]
+    #[arg(long)]
+    pub train: Option<String>,
+    /// With --train head, encode every example once and train the head on the cached features
+    /// (same predictions, much faster); false re-encodes every epoch. [default: true]
+    #[arg(long)]
+    pub feature_cache: Option<bool>,
+    /// Save models as HF folders: best (<out>/checkpoint), corrupted
+    /// (<out>/checkpoint-corrupted), or both: corrupted,best. Alone: best.
+    #[arg(long, num_args = 0..=1, default_missing_value = "best")]
+    pub save_checkpoint: Option<String>,
     /// Replace an existing run directory.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub overwrite: Option<bool>,
@@ -125,6 +163,14 @@ impl FinetuneOptions {
             device,
             threads,
             out,
+            corrupt,
+            method,
+            modules,
+            include,
+            kaiming,
+            corrupt_seed,
+            train,
+            feature_cache,
             save_checkpoint,
             overwrite,
             collapse_threshold
@@ -172,7 +218,15 @@ impl FinetuneOptions {
             seed: self.seed.unwrap_or(42),
             device: self.device.unwrap_or_else(|| "auto".into()),
             threads: self.threads,
-            save_checkpoint: self.save_checkpoint.unwrap_or(false),
+            corrupt: LayerSpec::parse(self.corrupt.as_deref().unwrap_or("none"))?,
+            method: Method::parse(self.method.as_deref().unwrap_or("reinit"))?,
+            modules: parse_modules(self.modules.as_deref().unwrap_or("all"))?,
+            include: Include::parse(self.include.as_deref().unwrap_or(""))?,
+            kaiming: self.kaiming.unwrap_or_default(),
+            corrupt_seed: self.corrupt_seed.or(self.seed).unwrap_or(42),
+            train: TrainMode::parse(self.train.as_deref().unwrap_or("full"))?,
+            feature_cache: self.feature_cache.unwrap_or(true),
+            save_checkpoint: parse_stages(self.save_checkpoint.as_deref())?,
             overwrite: self.overwrite.unwrap_or(false),
             collapse_threshold: self.collapse_threshold.unwrap_or(0.95),
         };
@@ -238,6 +292,26 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
     }
     crate::device::parse_device(&cfg.device)?;
     Ok(())
+}
+
+fn parse_stages(text: Option<&str>) -> anyhow::Result<Vec<CheckpointStage>> {
+    let Some(text) = text else { return Ok(vec![]) };
+    let mut stages = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        stages.push(match part {
+            "best" | "true" => CheckpointStage::Best,
+            "corrupted" => CheckpointStage::Corrupted,
+            "false" | "none" => continue,
+            other => {
+                return Err(user(format!(
+                    "--save-checkpoint {other:?}: use best, corrupted or corrupted,best"
+                )))
+            }
+        });
+    }
+    stages.sort_by_key(|s| *s as u8);
+    stages.dedup();
+    Ok(stages)
 }
 
 fn default_out(model: &str, data: &str) -> PathBuf {

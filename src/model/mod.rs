@@ -86,8 +86,8 @@ impl SequenceClassifier {
         )
     }
 
-    /// Classification logits [batch, num_labels].
-    pub fn forward_t(&self, batch: &Batch, train: bool) -> Tensor {
+    /// The vector the head reads, [batch, hidden].
+    pub fn pooled(&self, batch: &Batch, train: bool) -> Tensor {
         let last = self
             .encoder
             .forward_t(
@@ -99,8 +99,12 @@ impl SequenceClassifier {
             )
             .pop()
             .expect("the encoder returns at least one state");
-        let pooled = self.pooling.pool(&last, &batch.attention_mask);
-        self.head.forward_t(&pooled, train)
+        self.pooling.pool(&last, &batch.attention_mask)
+    }
+
+    /// Classification logits [batch, num_labels].
+    pub fn forward_t(&self, batch: &Batch, train: bool) -> Tensor {
+        self.head.forward_t(&self.pooled(batch, train), train)
     }
 
     pub fn device(&self) -> Device {

@@ -2,6 +2,11 @@
 //! same struct is written to run.json, so "what ran" and "what was asked" cannot drift apart.
 
 use super::optim::OptimizerKind;
+use super::trainable::TrainMode;
+use crate::corrupt::method::{Kaiming, Method};
+use crate::corrupt::select::{Include, Module};
+use crate::corrupt::spec::LayerSpec;
+use crate::corrupt::CorruptionConfig;
 use crate::model::head::Pooling;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -36,10 +41,51 @@ pub struct FinetuneConfig {
     /// libtorch intra-op threads; None keeps libtorch's default (one per core).
     pub threads: Option<usize>,
     pub out: PathBuf,
-    /// Save the best epoch's model as an HF folder in `checkpoint/`.
-    pub save_checkpoint: bool,
+    /// Which layers to damage before training.
+    pub corrupt: LayerSpec,
+    /// How to damage them.
+    pub method: Method,
+    /// Which modules inside the layers.
+    pub modules: Vec<Module>,
+    /// Parts outside the encoder layers to damage too.
+    pub include: Include,
+    pub kaiming: Kaiming,
+    /// Seed of the damage (defaults to `seed`).
+    pub corrupt_seed: u64,
+    /// Which parameters train.
+    pub train: TrainMode,
+    /// With `train = head`: encode every example once and train the head on cached features.
+    pub feature_cache: bool,
+    /// Models to save as HF folders: `corrupted` (checkpoint-corrupted/), `best` (checkpoint/).
+    pub save_checkpoint: Vec<CheckpointStage>,
     /// Replace an existing run directory.
     pub overwrite: bool,
     /// A run is "collapsed" when one class gets more than this share of the predictions.
     pub collapse_threshold: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointStage {
+    /// The damaged starting point, in checkpoint-corrupted/.
+    Corrupted,
+    /// The best epoch's model, in checkpoint/.
+    Best,
+}
+
+impl FinetuneConfig {
+    pub fn corruption(&self) -> CorruptionConfig {
+        CorruptionConfig {
+            spec: self.corrupt.clone(),
+            modules: self.modules.clone(),
+            include: self.include,
+            method: self.method.clone(),
+            kaiming: self.kaiming,
+            seed: self.corrupt_seed,
+        }
+    }
+
+    pub fn saves(&self, stage: CheckpointStage) -> bool {
+        self.save_checkpoint.contains(&stage)
+    }
 }

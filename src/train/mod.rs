@@ -3,6 +3,7 @@
 pub mod config;
 pub mod eval;
 pub mod optim;
+pub mod trainable;
 pub mod trainer;
 
 pub use config::FinetuneConfig;

@@ -1,8 +1,11 @@
 //! The fine-tuning loop and the run directory it writes.
 
+use super::config::CheckpointStage;
 use super::config::FinetuneConfig;
 use super::eval::evaluate;
 use super::optim::{self, LinearSchedule};
+use super::trainable::{self, TrainMode, Trainable, TrainableFacts};
+use crate::corrupt::{self, CorruptionReport};
 use crate::data::batching::Tokenized;
 use crate::data::{self, EvalSource, TaskData};
 use crate::device::{device_name, parse_device};
@@ -39,6 +42,8 @@ struct Prepared {
     max_len: usize,
     model: SequenceClassifier,
     load_report: LoadReport,
+    corruption: Option<CorruptionReport>,
+    trainable: Trainable,
     prepare_seconds: f64,
 }
 
@@ -52,13 +57,6 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
     let files = crate::model::checkpoint::CheckpointFiles::locate(&model_dir)?;
     let model_config = crate::model::config::EncoderConfig::from_file(&files.config)?;
     let max_len = cfg.max_len.min(model_config.max_tokens());
-    if max_len < cfg.max_len {
-        log::warn!(
-            "--max-len {} is beyond what {} allows; using {max_len}",
-            cfg.max_len,
-            model_dir.display()
-        );
-    }
     let encoder = TextEncoder::from_dir(&model_dir, max_len)?;
     let eval_source = match (&cfg.eval_data, cfg.eval_split) {
         (Some(path), _) => EvalSource::File(path.clone()),
@@ -86,6 +84,17 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
     tch::manual_seed(cfg.seed as i64);
     let (model, load_report) =
         SequenceClassifier::load(&model_dir, task.labels.len() as i64, cfg.pooling, device)?;
+    let corruption_cfg = cfg.corruption();
+    let corruption = if corruption_cfg.is_none() {
+        None
+    } else {
+        let report = corrupt::corrupt(&corruption_cfg, &model.config, &model.vs.variables())?;
+        for line in corrupt::format_report(&report).lines() {
+            log::info!("{line}");
+        }
+        Some(report)
+    };
+    let trainable = trainable::apply(&cfg.train, &model)?;
     Ok(Prepared {
         device,
         model_dir,
@@ -96,6 +105,8 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         max_len,
         model,
         load_report,
+        corruption,
+        trainable,
         prepare_seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -112,8 +123,9 @@ struct RunJson<'a> {
     effective_max_len: usize,
     labels: &'a crate::data::labels::LabelMap,
     data: DataFacts<'a>,
-    parameters: ParameterFacts,
+    parameters: TrainableFacts,
     load_report: &'a LoadReport,
+    corruption: Option<&'a CorruptionReport>,
     schedule: LinearSchedule,
     device: String,
     threads: i32,
@@ -131,12 +143,6 @@ struct DataFacts<'a> {
     /// Examples cut at max-len.
     train_truncated: usize,
     eval_truncated: usize,
-}
-
-#[derive(Serialize)]
-struct ParameterFacts {
-    total: i64,
-    trainable: i64,
 }
 
 #[derive(Serialize, Default, Clone, Copy)]
@@ -162,6 +168,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
             .count()
     };
     let trainable: Vec<Tensor> = p.model.vs.trainable_variables();
+    let head_only = cfg.train == TrainMode::Head;
     let mut run_json = RunJson {
         config: cfg,
         model_dir: p.model_dir.canonicalize().unwrap_or(p.model_dir.clone()),
@@ -179,11 +186,9 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
             train_truncated: truncated(&p.train),
             eval_truncated: truncated(&p.eval),
         },
-        parameters: ParameterFacts {
-            total: p.model.parameter_count(),
-            trainable: trainable.iter().map(|t| t.numel() as i64).sum(),
-        },
+        parameters: p.trainable.facts(&cfg.train),
         load_report: &p.load_report,
+        corruption: p.corruption.as_ref(),
         schedule,
         device: device_name(p.device),
         threads: tch::get_num_threads(),
@@ -195,6 +200,28 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         },
     };
     run.write_run_json(&run_json)?;
+    if p.max_len < cfg.max_len {
+        log::warn!(
+            "--max-len {} is beyond the model's {} positions; using {}",
+            cfg.max_len,
+            p.max_len,
+            p.max_len
+        );
+    }
+    if cfg.saves(CheckpointStage::Corrupted) {
+        p.model.save_hf(
+            &run.path.join("checkpoint-corrupted"),
+            &p.task.labels.names,
+            &p.model_dir,
+        )?;
+    }
+    log::info!(
+        "training {} of {} parameters ({:.2}%, --train {})",
+        run_json.parameters.trainable,
+        run_json.parameters.total,
+        run_json.parameters.fraction * 100.0,
+        cfg.train
+    );
     log::info!(
         "{} ({} layers) on {}: {} train / {} eval examples, {} labels, device {}, run dir {}",
         cfg.model,
@@ -213,7 +240,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         );
     }
 
-    let loop_result = train_loop(cfg, &p, &run, &trainable, schedule);
+    let loop_result = train_loop(cfg, &p, &run, &trainable, schedule, head_only);
     let (epochs, best_snapshot, status, reason, timings) = match loop_result {
         Ok(v) => v,
         Err(e) => {
@@ -243,7 +270,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     if let Some((_, predicted)) = &best_snapshot.predictions {
         confusion = metrics::confusion_matrix(&p.eval.labels, predicted, p.task.labels.len());
     }
-    if cfg.save_checkpoint {
+    if cfg.saves(CheckpointStage::Best) {
         if let Some(weights) = &best_snapshot.weights {
             p.model.restore(weights);
         }
@@ -307,7 +334,11 @@ fn train_loop(
     run: &RunDir,
     trainable: &[Tensor],
     schedule: LinearSchedule,
+    head_only: bool,
 ) -> anyhow::Result<LoopOutput> {
+    // A frozen encoder without dropout gives the same features every epoch: compute them once.
+    let features = (head_only && cfg.feature_cache)
+        .then(|| pooled_features(&p.model, &p.train, cfg.eval_batch_size));
     let mut opt = optim::build(&p.model.vs, cfg.optimizer, cfg.lr, cfg.weight_decay)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut epochs: Vec<EpochRecord> = Vec::new();
@@ -332,7 +363,19 @@ fn train_loop(
             lr = schedule.lr(step);
             opt.set_lr(lr);
             let batch = p.train.collate(indices, p.device);
-            let logits = p.model.forward_t(&batch, true);
+            let logits = match (&features, head_only) {
+                (Some(f), _) => {
+                    let idx =
+                        Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                            .to_device(p.device);
+                    p.model.head.forward_t(&f.index_select(0, &idx), true)
+                }
+                (None, true) => {
+                    let pooled = tch::no_grad(|| p.model.pooled(&batch, false));
+                    p.model.head.forward_t(&pooled, true)
+                }
+                (None, false) => p.model.forward_t(&batch, true),
+            };
             let loss = logits.cross_entropy_loss::<Tensor>(
                 &batch.labels,
                 None,
@@ -342,10 +385,12 @@ fn train_loop(
             );
             opt.zero_grad();
             loss.backward();
+            p.trainable.mask_gradients();
             if cfg.grad_clip > 0.0 {
                 let _ = optim::clip_grad_norm(trainable, cfg.grad_clip);
             }
             opt.step();
+            p.trainable.restore_frozen_entries();
             step += 1;
             seen += indices.len();
             loss_sum += loss.detach() * indices.len() as f64;
@@ -409,7 +454,7 @@ fn train_loop(
         if record.f1_weighted > best_f1 {
             best_f1 = record.f1_weighted;
             best.predictions = Some((epoch, ev.predicted));
-            if cfg.save_checkpoint {
+            if cfg.saves(CheckpointStage::Best) {
                 best.weights = Some(p.model.snapshot());
             }
         }
@@ -428,4 +473,23 @@ fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
     bar.set_style(style);
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
     bar
+}
+
+/// The head's input for every training example, computed once with the encoder in eval mode.
+fn pooled_features(model: &SequenceClassifier, data: &Tokenized, batch_size: usize) -> Tensor {
+    let device = model.device();
+    let mut features = Tensor::zeros(
+        [data.len() as i64, model.config.hidden_size],
+        (Kind::Float, device),
+    );
+    tch::no_grad(|| {
+        for indices in data.eval_batches(batch_size) {
+            let batch = data.collate(&indices, device);
+            let pooled = model.pooled(&batch, false);
+            let idx = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                .to_device(device);
+            let _ = features.index_copy_(0, &idx, &pooled);
+        }
+    });
+    features
 }
