@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each turning flags (and TOML) into a typed config
 //! and calling the library.
 
+pub mod corrupt;
 pub mod curves;
 pub mod demo;
 pub mod finetune;
@@ -31,6 +32,8 @@ pub enum Command {
     Finetune(finetune::FinetuneArgs),
     /// The demo: minilm-l6 fine-tuned on bbc-news for 3 epochs on the CPU.
     Demo(demo::DemoArgs),
+    /// Write a damaged copy of a checkpoint (HF-compatible) with a report of every tensor touched.
+    Corrupt(corrupt::CorruptArgs),
     /// Draw a run's per-epoch loss and score curves (PNG) from its metrics.jsonl.
     Curves(curves::CurvesArgs),
 }
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Finetune(args) => finetune::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Curves(args) => curves::run(args),
+        Command::Corrupt(args) => corrupt::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Controlled damage: which layers (spec), which tensors inside them (select), and how
 //! (method), with a report of every tensor touched.
 
+pub mod checkpoint;
 pub mod method;
 pub mod select;
 pub mod spec;

@@ -107,9 +107,11 @@ impl Include {
                 "embeddings" => inc.embeddings = true,
                 "pooler" => inc.pooler = true,
                 "none" => {}
-                other => return Err(user(format!(
+                other => {
+                    return Err(user(format!(
                     "--include {text:?}: unknown part {other:?}; use embeddings, pooler or both"
-                ))),
+                )))
+                }
             }
         }
         Ok(inc)

@@ -81,18 +81,10 @@ pub fn read_tensors(
     files: &CheckpointFiles,
     family: Family,
 ) -> anyhow::Result<HashMap<String, Tensor>> {
-    let mut out = HashMap::new();
-    for file in &files.weights {
-        let named = match file.extension().and_then(|e| e.to_str()) {
-            Some("safetensors") => Tensor::read_safetensors(file),
-            _ => Tensor::loadz_multi_with_device(file, Device::Cpu),
-        }
-        .map_err(|e| user(format!("{}: cannot read the weights ({e})", file.display())))?;
-        for (name, tensor) in named {
-            out.insert(normalise_name(&name, family), tensor);
-        }
-    }
-    Ok(out)
+    Ok(read_raw_tensors(files)?
+        .into_iter()
+        .map(|(name, t)| (normalise_name(&name, family), t))
+        .collect())
 }
 
 /// `encoder.layer.0...` -> `bert.encoder.layer.0...`; old `LayerNorm.gamma/beta` -> `weight/bias`.
@@ -175,25 +167,44 @@ pub fn load_into(
 
 /// Writes the var store as an HF-compatible `model.safetensors` (metadata format=pt).
 pub fn write_safetensors(vs: &nn::VarStore, path: &Path) -> anyhow::Result<()> {
-    let variables = vs.variables();
-    let mut names: Vec<&String> = variables.keys().collect();
-    names.sort();
-    let mut buffers: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
-    for name in names {
-        let t = variables[name]
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .contiguous();
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    write_named_safetensors(&named, path)
+}
+
+fn safetensors_dtype(kind: Kind) -> anyhow::Result<safetensors::Dtype> {
+    use safetensors::Dtype;
+    Ok(match kind {
+        Kind::Float => Dtype::F32,
+        Kind::Double => Dtype::F64,
+        Kind::Half => Dtype::F16,
+        Kind::BFloat16 => Dtype::BF16,
+        Kind::Int64 => Dtype::I64,
+        Kind::Int => Dtype::I32,
+        Kind::Int16 => Dtype::I16,
+        Kind::Int8 => Dtype::I8,
+        Kind::Uint8 => Dtype::U8,
+        Kind::Bool => Dtype::BOOL,
+        other => anyhow::bail!("cannot store a {other:?} tensor in safetensors"),
+    })
+}
+
+/// Writes named tensors, each in its own dtype, as safetensors with metadata format=pt.
+pub fn write_named_safetensors(named: &[(String, Tensor)], path: &Path) -> anyhow::Result<()> {
+    let mut buffers: BTreeMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for (name, tensor) in named {
+        let t = tensor.detach().to_device(Device::Cpu).contiguous();
+        let kind = t.kind();
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         let numel: usize = shape.iter().product();
-        let mut bytes = vec![0u8; numel * 4];
+        let mut bytes = vec![0u8; numel * kind.elt_size_in_bytes()];
         t.copy_data_u8(&mut bytes, numel);
-        buffers.insert(name.clone(), (shape, bytes));
+        buffers.insert(name.clone(), (safetensors_dtype(kind)?, shape, bytes));
     }
     let views = buffers
         .iter()
-        .map(|(name, (shape, bytes))| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+        .map(|(name, (dtype, shape, bytes))| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
                 .map(|v| (name.clone(), v))
         })
         .collect::<Result<Vec<_>, _>>()
@@ -202,6 +213,21 @@ pub fn write_safetensors(vs: &nn::VarStore, path: &Path) -> anyhow::Result<()> {
     let bytes = safetensors::tensor::serialize(views, &metadata)
         .map_err(|e| anyhow::anyhow!("safetensors serialise: {e:?}"))?;
     fsio::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Every tensor of a checkpoint with its name as stored (not normalised).
+pub fn read_raw_tensors(files: &CheckpointFiles) -> anyhow::Result<Vec<(String, Tensor)>> {
+    let mut out = Vec::new();
+    for file in &files.weights {
+        let named = match file.extension().and_then(|e| e.to_str()) {
+            Some("safetensors") => Tensor::read_safetensors(file),
+            _ => Tensor::loadz_multi_with_device(file, Device::Cpu),
+        }
+        .map_err(|e| user(format!("{}: cannot read the weights ({e})", file.display())))?;
+        out.extend(named);
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Tokenizer files copied next to a saved checkpoint, when the source has them.

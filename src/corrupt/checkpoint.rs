@@ -1,0 +1,68 @@
+//! `heal corrupt`: a damaged copy of a checkpoint folder that this tool and HF transformers load.
+//! Tensors keep their stored names and dtypes; those outside the selection keep their bytes.
+
+use super::{corrupt, CorruptionConfig, CorruptionReport};
+use crate::error::user;
+use crate::fsio;
+use crate::model::checkpoint::{self, normalise_name, CheckpointFiles, TOKENIZER_FILES};
+use crate::model::config::EncoderConfig;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const REPORT_FILE: &str = "corruption_report.json";
+
+pub fn corrupt_checkpoint(
+    model_dir: &Path,
+    cfg: &CorruptionConfig,
+    out: &Path,
+    overwrite: bool,
+) -> anyhow::Result<CorruptionReport> {
+    let files = CheckpointFiles::locate(model_dir)?;
+    let config = EncoderConfig::from_file(&files.config)?;
+    if out.exists()
+        && std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+        && !overwrite
+    {
+        return Err(user(format!(
+            "{}: already exists and is not empty: choose another --out or pass --overwrite",
+            out.display()
+        )));
+    }
+    let raw = checkpoint::read_raw_tensors(&files)?;
+    let by_name: HashMap<String, tch::Tensor> = raw
+        .iter()
+        .map(|(n, t)| (normalise_name(n, config.family), t.shallow_clone()))
+        .collect();
+    let report = corrupt(cfg, &config, &by_name)?;
+    let mut json = config.raw.clone();
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert(
+            "heal_corruption".into(),
+            serde_json::json!({
+                "source": model_dir.canonicalize().unwrap_or(model_dir.to_path_buf()),
+                "spec": cfg.spec.to_string(),
+                "method": cfg.method.to_string(),
+                "kaiming": cfg.kaiming,
+                "seed": cfg.seed,
+                "layers": report.layers,
+            }),
+        );
+    }
+    fsio::write_dir_atomic(out, |tmp| {
+        checkpoint::write_named_safetensors(&raw, &tmp.join("model.safetensors"))?;
+        fsio::write_json(&tmp.join("config.json"), &json)?;
+        fsio::write_json(&tmp.join(REPORT_FILE), &report)?;
+        for name in TOKENIZER_FILES {
+            let src = model_dir.join(name);
+            if src.is_file() {
+                std::fs::copy(&src, tmp.join(name))
+                    .with_context(|| format!("copying {}", src.display()))?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(report)
+}
