@@ -184,10 +184,19 @@ pub fn apply(mode: &TrainMode, model: &SequenceClassifier) -> anyhow::Result<Tra
     let layout = Layout::of(model.config.family);
     let head_prefixes = Head::tensor_prefixes(model.config.family);
     let is_head = |n: &str| head_prefixes.iter().any(|p| n.starts_with(p));
+    // The part of a name after `<prefix>.<layers>.<i>.`, e.g. `attention.output.dense.weight`
+    // (matching on that whole remainder keeps ffn_out's `output.dense` from matching `o`).
+    let layers_root = format!("{}.{}.", model.config.family.prefix(), layout.layers);
+    let in_layer = |n: &str| -> Option<String> {
+        let rest = n.strip_prefix(&layers_root)?;
+        rest.split_once('.').map(|(_, local)| local.to_string())
+    };
     let in_modules = |n: &str, modules: &[Module]| {
-        modules
-            .iter()
-            .any(|m| n.contains(&format!(".{}.", m.local_name(layout))))
+        in_layer(n).is_some_and(|local| {
+            modules
+                .iter()
+                .any(|m| local.starts_with(&format!("{}.", m.local_name(layout))))
+        })
     };
     let layer_set: Option<Vec<String>> = match mode {
         TrainMode::Layers(spec) => {
