@@ -2,7 +2,7 @@
 
 use super::config::CheckpointStage;
 use super::config::FinetuneConfig;
-use super::eval::evaluate;
+use super::eval::{evaluate, evaluate_features};
 use super::optim::{self, LinearSchedule};
 use super::trainable::{self, TrainMode, Trainable, TrainableFacts};
 use crate::corrupt::{self, CorruptionReport};
@@ -339,6 +339,9 @@ fn train_loop(
     // A frozen encoder without dropout gives the same features every epoch: compute them once.
     let features = (head_only && cfg.feature_cache)
         .then(|| pooled_features(&p.model, &p.train, cfg.eval_batch_size));
+    let eval_features = features
+        .as_ref()
+        .map(|_| pooled_features(&p.model, &p.eval, cfg.eval_batch_size));
     let mut opt = optim::build(&p.model.vs, cfg.optimizer, cfg.lr, cfg.weight_decay)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut epochs: Vec<EpochRecord> = Vec::new();
@@ -416,7 +419,10 @@ fn train_loop(
             return Ok((epochs, best, Status::Diverged, reason, timings));
         }
         let eval_started = Instant::now();
-        let ev = evaluate(&p.model, &p.eval, cfg.eval_batch_size);
+        let ev = match &eval_features {
+            Some(f) => evaluate_features(&p.model.head, f, &p.eval.labels, cfg.eval_batch_size),
+            None => evaluate(&p.model, &p.eval, cfg.eval_batch_size),
+        };
         let eval_seconds = eval_started.elapsed().as_secs_f64();
         timings.eval_seconds += eval_seconds;
         let s = metrics::scores(&p.eval.labels, &ev.predicted, num_labels);
