@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixtures, heal_bin, venv_python};
+use common::{assert_logits_close, fixtures, heal_bin, heal_logits, hf_logits};
 use heal::corrupt::method::{Kaiming, Method};
 use heal::corrupt::select::{parse_modules, Include};
 use heal::corrupt::spec::LayerSpec;
@@ -273,46 +273,12 @@ fn heal_corrupt_writes_a_checkpoint_hf_transformers_loads() {
             }
         }
         // HF transformers loads the folder; its logits equal heal's for the same folder.
-        let texts = ["market shares rose", "the team won the match"];
-        let texts_file = tmp.path().join("texts.json");
-        std::fs::write(&texts_file, serde_json::to_string(&texts).unwrap()).unwrap();
-        let py = Command::new(venv_python())
-            .arg(fixtures().join("score_with_hf.py"))
-            .arg(&out)
-            .arg(&texts_file)
-            .output()
-            .unwrap();
-        assert!(
-            py.status.success(),
-            "HF: {}",
-            String::from_utf8_lossy(&py.stderr)
-        );
-        let json: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
-        let hf: Vec<Vec<f64>> = serde_json::from_value(json["logits"].clone()).unwrap();
-        let (ours, _) = heal::model::SequenceClassifier::load(
-            &out,
-            3,
-            heal::model::head::Pooling::Cls,
-            tch::Device::Cpu,
-        )
-        .unwrap();
-        let enc = heal::model::tokenizer::TextEncoder::from_dir(&out, 64).unwrap();
-        for (i, text) in texts.iter().enumerate() {
-            let e = enc.encode_batch(&[(text.to_string(), None)]).unwrap();
-            let tok = heal::data::batching::Tokenized {
-                encoded: e,
-                labels: vec![0],
-                pad_id: enc.pad_id,
-                use_token_types: cfg.uses_token_types(),
-            };
-            let logits =
-                tch::no_grad(|| ours.forward_t(&tok.collate(&[0], tch::Device::Cpu), false));
-            let got =
-                Vec::<f64>::try_from(logits.squeeze_dim(0).to_kind(tch::Kind::Double)).unwrap();
-            for (a, b) in got.iter().zip(&hf[i]) {
-                assert!((a - b).abs() < 1e-4, "{model}: {got:?} vs {:?}", hf[i]);
-            }
-        }
+        let texts = [
+            "market shares rose".to_string(),
+            "the team won the match".to_string(),
+        ];
+        let (hf, _) = hf_logits(&out, &texts);
+        assert_logits_close(&heal_logits(&out, &texts, 3), &hf, model);
         let report: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(out.join("corruption_report.json")).unwrap(),
         )

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixtures, heal_bin, venv_python};
+use common::{assert_logits_close, fixtures, heal_bin, heal_logits, hf_logits};
 use heal::data::batching::Tokenized;
 use heal::model::head::Pooling;
 use heal::model::tokenizer::TextEncoder;
@@ -52,34 +52,6 @@ fn test_texts() -> Vec<String> {
                 .to_string()
         })
         .collect()
-}
-
-/// Logits from HF transformers for `texts`, with the checkpoint loaded by from_pretrained.
-fn hf_logits(checkpoint: &Path, texts: &[String]) -> (Vec<Vec<f64>>, serde_json::Value) {
-    let python = venv_python();
-    assert!(
-        python.exists(),
-        "{} missing: run `bash .ci/setup`",
-        python.display()
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let texts_file = tmp.path().join("texts.json");
-    std::fs::write(&texts_file, serde_json::to_string(texts).unwrap()).unwrap();
-    let out = Command::new(python)
-        .arg(fixtures().join("score_with_hf.py"))
-        .arg(checkpoint)
-        .arg(&texts_file)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "HF failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let logits = serde_json::from_value(json["logits"].clone()).unwrap();
-    (logits, json["id2label"].clone())
 }
 
 fn check_family(model: &str) {
@@ -167,30 +139,7 @@ fn check_family(model: &str) {
         id2label,
         serde_json::json!({"0": "business", "1": "sport", "2": "tech"})
     );
-    let pairs: Vec<(String, Option<String>)> = texts.iter().map(|t| (t.clone(), None)).collect();
-    let encoded = enc.encode_batch(&pairs).unwrap();
-    for (i, e) in encoded.iter().enumerate() {
-        let tok = Tokenized {
-            encoded: vec![e.clone()],
-            labels: vec![0],
-            pad_id: enc.pad_id,
-            use_token_types: reloaded.config.uses_token_types(),
-        };
-        let batch = tok.collate(&[0], Device::Cpu);
-        let ours = Vec::<f64>::try_from(
-            tch::no_grad(|| reloaded.forward_t(&batch, false))
-                .squeeze_dim(0)
-                .to_kind(tch::Kind::Double),
-        )
-        .unwrap();
-        for (a, b) in ours.iter().zip(&reference[i]) {
-            assert!(
-                (a - b).abs() < 1e-4,
-                "{model}: text {i}: logits {ours:?} vs HF {:?}",
-                reference[i]
-            );
-        }
-    }
+    assert_logits_close(&heal_logits(&ckpt, &texts, 3), &reference, model);
 }
 
 #[test]

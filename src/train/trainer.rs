@@ -336,12 +336,11 @@ fn train_loop(
     schedule: LinearSchedule,
     head_only: bool,
 ) -> anyhow::Result<LoopOutput> {
-    // A frozen encoder without dropout gives the same features every epoch: compute them once.
-    let features = (head_only && cfg.feature_cache)
-        .then(|| pooled_features(&p.model, &p.train, cfg.eval_batch_size));
-    let eval_features = features
-        .as_ref()
-        .map(|_| pooled_features(&p.model, &p.eval, cfg.eval_batch_size));
+    // A frozen encoder without dropout gives the same features every epoch: compute them once,
+    // inside the first epoch's timings.
+    let cache = head_only && cfg.feature_cache;
+    let mut features: Option<Tensor> = None;
+    let mut eval_features: Option<Tensor> = None;
     let mut opt = optim::build(&p.model.vs, cfg.optimizer, cfg.lr, cfg.weight_decay)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut epochs: Vec<EpochRecord> = Vec::new();
@@ -352,6 +351,9 @@ fn train_loop(
     let num_labels = p.task.labels.len();
     for epoch in 1..=cfg.epochs {
         let started = Instant::now();
+        if cache && features.is_none() {
+            features = Some(pooled_features(&p.model, &p.train, cfg.eval_batch_size));
+        }
         let bar = progress_bar(p.train.len(), epoch, cfg.epochs);
         let mut loss_sum = Tensor::zeros([], (Kind::Float, p.device));
         let mut seen = 0usize;
@@ -419,6 +421,9 @@ fn train_loop(
             return Ok((epochs, best, Status::Diverged, reason, timings));
         }
         let eval_started = Instant::now();
+        if cache && eval_features.is_none() {
+            eval_features = Some(pooled_features(&p.model, &p.eval, cfg.eval_batch_size));
+        }
         let ev = match &eval_features {
             Some(f) => evaluate_features(&p.model.head, f, &p.eval.labels, cfg.eval_batch_size),
             None => evaluate(&p.model, &p.eval, cfg.eval_batch_size),

@@ -45,3 +45,69 @@ pub fn venv_python() -> PathBuf {
 pub fn heal_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_heal"))
 }
+
+/// Logits from HF transformers for `texts`, with the checkpoint loaded by from_pretrained
+/// (tests/fixtures/score_with_hf.py), and the id2label it read.
+pub fn hf_logits(checkpoint: &Path, texts: &[String]) -> (Vec<Vec<f64>>, serde_json::Value) {
+    let python = venv_python();
+    assert!(
+        python.exists(),
+        "{} missing: run `bash .ci/setup`",
+        python.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let texts_file = tmp.path().join("texts.json");
+    std::fs::write(&texts_file, serde_json::to_string(texts).unwrap()).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(fixtures().join("score_with_hf.py"))
+        .arg(checkpoint)
+        .arg(&texts_file)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "HF failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let logits = serde_json::from_value(json["logits"].clone()).unwrap();
+    (logits, json["id2label"].clone())
+}
+
+/// heal's logits for `texts`, one text per batch, with the checkpoint loaded by heal.
+pub fn heal_logits(checkpoint: &Path, texts: &[String], num_labels: i64) -> Vec<Vec<f64>> {
+    use heal::data::batching::Tokenized;
+    let (model, _) = heal::model::SequenceClassifier::load(
+        checkpoint,
+        num_labels,
+        heal::model::head::Pooling::Cls,
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    let enc = heal::model::tokenizer::TextEncoder::from_dir(checkpoint, 128).unwrap();
+    texts
+        .iter()
+        .map(|text| {
+            let tok = Tokenized {
+                encoded: enc.encode_batch(&[(text.clone(), None)]).unwrap(),
+                labels: vec![0],
+                pad_id: enc.pad_id,
+                use_token_types: model.config.uses_token_types(),
+            };
+            let logits =
+                tch::no_grad(|| model.forward_t(&tok.collate(&[0], tch::Device::Cpu), false));
+            Vec::<f64>::try_from(logits.squeeze_dim(0).to_kind(tch::Kind::Double)).unwrap()
+        })
+        .collect()
+}
+
+/// Asserts two logit tables agree to 1e-4.
+pub fn assert_logits_close(ours: &[Vec<f64>], reference: &[Vec<f64>], what: &str) {
+    assert_eq!(ours.len(), reference.len(), "{what}: row count");
+    for (a, b) in ours.iter().zip(reference) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-4, "{what}: heal {a:?} vs HF {b:?}");
+        }
+    }
+}
