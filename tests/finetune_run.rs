@@ -250,3 +250,55 @@ fn huge_learning_rate_is_flagged_collapsed() {
     assert_eq!(result.status, Status::Collapsed, "{:?}", result);
     assert!(result.reason.contains("predictions"));
 }
+
+#[test]
+fn non_finite_loss_is_flagged_diverged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    finetune(
+        "tiny-bert",
+        &run,
+        &[
+            "--epochs",
+            "2",
+            "--lr",
+            "1e10",
+            "--grad-clip",
+            "0",
+            "--warmup",
+            "0",
+        ],
+    );
+    let result = read_result(&run).unwrap();
+    assert_eq!(result.status, Status::Diverged, "{result:?}");
+    assert!(result.reason.contains("non-finite"), "{}", result.reason);
+}
+
+#[test]
+fn a_libtorch_failure_mid_run_still_writes_result_json() {
+    // Adam's state overflows float at this learning rate: libtorch raises an error mid-step.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let data = fixtures().join("tiny-data");
+    let out = Command::new(heal_bin())
+        .args(["finetune", "--model"])
+        .arg(fixtures().join("tiny-bert"))
+        .arg("--data")
+        .arg(data.join("train.jsonl"))
+        .arg("--eval-data")
+        .arg(data.join("test.jsonl"))
+        .args(["--lr", "1e38", "--grad-clip", "0", "--warmup", "0", "--out"])
+        .arg(&run)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = read_result(&run).unwrap();
+    assert_eq!(result.status, Status::Failed);
+    assert!(result.reason.contains("libtorch"), "{}", result.reason);
+}

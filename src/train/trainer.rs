@@ -240,7 +240,21 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         );
     }
 
-    let loop_result = train_loop(cfg, &p, &run, &trainable, schedule, head_only);
+    // libtorch reports some failures (an overflowing optimiser state, say) by panicking inside
+    // tch: record them as a failed run instead of leaving a directory without result.json.
+    let loop_result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train_loop(cfg, &p, &run, &trainable, schedule, head_only)
+    }))
+    .unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(anyhow::anyhow!(
+            "training stopped by a libtorch error: {message}"
+        ))
+    });
     let (epochs, best_snapshot, status, reason, timings) = match loop_result {
         Ok(v) => v,
         Err(e) => {
