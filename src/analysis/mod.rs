@@ -1,3 +1,5 @@
 //! The analysis half: reads run directories, never the training loop.
 
 pub mod curves;
+pub mod embed;
+pub mod npy;

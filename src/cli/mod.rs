@@ -4,6 +4,7 @@
 pub mod corrupt;
 pub mod curves;
 pub mod demo;
+pub mod embed;
 pub mod finetune;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Write a damaged copy of a checkpoint (HF-compatible) with a report of every tensor touched.
     Corrupt(corrupt::CorruptArgs),
+    /// Per-layer pooled vectors of every example ([CLS] or mean) as safetensors, .npy and a
+    /// TensorBoard projector export.
+    Embed(embed::EmbedArgs),
     /// Draw a run's per-epoch loss and score curves (PNG) from its metrics.jsonl.
     Curves(curves::CurvesArgs),
 }
@@ -44,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Curves(args) => curves::run(args),
         Command::Corrupt(args) => corrupt::run(args),
+        Command::Embed(args) => embed::run(args),
     }
 }
 

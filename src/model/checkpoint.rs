@@ -191,6 +191,15 @@ fn safetensors_dtype(kind: Kind) -> anyhow::Result<safetensors::Dtype> {
 
 /// Writes named tensors, each in its own dtype, as safetensors with metadata format=pt.
 pub fn write_named_safetensors(named: &[(String, Tensor)], path: &Path) -> anyhow::Result<()> {
+    write_named_safetensors_with(named, path, HashMap::new())
+}
+
+/// As [`write_named_safetensors`], with more metadata entries.
+pub fn write_named_safetensors_with(
+    named: &[(String, Tensor)],
+    path: &Path,
+    mut metadata: HashMap<String, String>,
+) -> anyhow::Result<()> {
     let mut buffers: BTreeMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (name, tensor) in named {
         let t = tensor.detach().to_device(Device::Cpu).contiguous();
@@ -209,8 +218,8 @@ pub fn write_named_safetensors(named: &[(String, Tensor)], path: &Path) -> anyho
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("safetensors view: {e:?}"))?;
-    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
-    let bytes = safetensors::tensor::serialize(views, &metadata)
+    metadata.insert("format".to_string(), "pt".to_string());
+    let bytes = safetensors::tensor::serialize(views, &Some(metadata))
         .map_err(|e| anyhow::anyhow!("safetensors serialise: {e:?}"))?;
     fsio::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
 }
