@@ -176,3 +176,67 @@ fn a_layer_past_the_depth_is_a_one_line_error() {
     );
     assert!(!tmp.path().join("x").exists());
 }
+
+#[test]
+fn trainer_dumps_pretrained_corrupted_and_best_stages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let data = fixtures().join("tiny-data");
+    let model = fixtures().join("tiny-bert");
+    let status = Command::new(heal_bin())
+        .args(["finetune", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(data.join("train.jsonl"))
+        .arg("--eval-data")
+        .arg(data.join("test.jsonl"))
+        .args([
+            "--epochs",
+            "2",
+            "--lr",
+            "3e-3",
+            "--batch-size",
+            "8",
+            "--corrupt",
+            "top:1",
+            "--dump-embeddings",
+            "--save-checkpoint",
+            "--out",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let stage = |s: &str| read(&run.join("embeddings").join(s));
+    let (pre, cor, best) = (stage("pretrained"), stage("corrupted"), stage("best"));
+    // Layer 2 (the top one) was damaged; what lies below it is untouched.
+    for layer in ["layer_0", "layer_1"] {
+        assert_eq!(max_abs_diff(&pre[layer], &cor[layer]), 0.0, "{layer}");
+    }
+    assert!(max_abs_diff(&pre["layer_2"], &cor["layer_2"]) > 1e-3);
+    // The pretrained stage equals heal embed on the checkpoint, the best stage heal embed on
+    // the saved best checkpoint.
+    let check = |source: &Path, dumped: &std::collections::HashMap<String, Tensor>, name: &str| {
+        let out = tmp.path().join(name);
+        embed(&[
+            source.to_str().unwrap(),
+            "--data",
+            data.join("train.jsonl").to_str().unwrap(),
+            "--eval-data",
+            data.join("test.jsonl").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let fresh = read(&out);
+        for layer in ["layer_0", "layer_1", "layer_2"] {
+            let d = max_abs_diff(&fresh[layer], &dumped[layer]);
+            assert!(d < 1e-5, "{name} {layer}: {d:e}");
+        }
+    };
+    check(&model, &pre, "pre");
+    check(&run.join("checkpoint"), &best, "best");
+}

@@ -5,7 +5,7 @@ use crate::corrupt::select::{parse_modules, Include};
 use crate::corrupt::spec::LayerSpec;
 use crate::error::user;
 use crate::model::head::Pooling;
-use crate::train::config::CheckpointStage;
+use crate::train::config::{CheckpointStage, EmbeddingStage};
 use crate::train::optim::OptimizerKind;
 use crate::train::trainable::TrainMode;
 use crate::train::FinetuneConfig;
@@ -115,6 +115,10 @@ pub struct FinetuneOptions {
     /// (<out>/checkpoint-corrupted), or both: corrupted,best. Alone: best.
     #[arg(long, num_args = 0..=1, default_missing_value = "best")]
     pub save_checkpoint: Option<String>,
+    /// Write every layer's pooled vectors of the evaluation split to <out>/embeddings/<stage>/
+    /// (as heal embed does) at these stages: pretrained, corrupted, best. Alone: all three.
+    #[arg(long, num_args = 0..=1, default_missing_value = "pretrained,corrupted,best")]
+    pub dump_embeddings: Option<String>,
     /// Replace an existing run directory.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub overwrite: Option<bool>,
@@ -172,6 +176,7 @@ impl FinetuneOptions {
             train,
             feature_cache,
             save_checkpoint,
+            dump_embeddings,
             overwrite,
             collapse_threshold
         )
@@ -227,6 +232,7 @@ impl FinetuneOptions {
             train: TrainMode::parse(self.train.as_deref().unwrap_or("full"))?,
             feature_cache: self.feature_cache.unwrap_or(true),
             save_checkpoint: parse_stages(self.save_checkpoint.as_deref())?,
+            dump_embeddings: parse_embedding_stages(self.dump_embeddings.as_deref())?,
             overwrite: self.overwrite.unwrap_or(false),
             collapse_threshold: self.collapse_threshold.unwrap_or(0.95),
         };
@@ -310,6 +316,25 @@ fn parse_stages(text: Option<&str>) -> anyhow::Result<Vec<CheckpointStage>> {
         });
     }
     stages.sort_by_key(|s| *s as u8);
+    stages.dedup();
+    Ok(stages)
+}
+
+fn parse_embedding_stages(text: Option<&str>) -> anyhow::Result<Vec<EmbeddingStage>> {
+    let Some(text) = text else { return Ok(vec![]) };
+    let mut stages = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        stages.push(match part {
+            "pretrained" => EmbeddingStage::Pretrained,
+            "corrupted" => EmbeddingStage::Corrupted,
+            "best" => EmbeddingStage::Best,
+            other => {
+                return Err(user(format!(
+                    "--dump-embeddings {other:?}: use pretrained, corrupted, best or a list of them"
+                )))
+            }
+        });
+    }
     stages.dedup();
     Ok(stages)
 }

@@ -56,6 +56,8 @@ pub struct FinetuneConfig {
     pub train: TrainMode,
     /// With `train = head`: encode every example once and train the head on cached features.
     pub feature_cache: bool,
+    /// Stages whose evaluation-split embeddings (every layer) go to embeddings/<stage>/.
+    pub dump_embeddings: Vec<EmbeddingStage>,
     /// Models to save as HF folders: `corrupted` (checkpoint-corrupted/), `best` (checkpoint/).
     pub save_checkpoint: Vec<CheckpointStage>,
     /// Replace an existing run directory.
@@ -87,5 +89,32 @@ impl FinetuneConfig {
 
     pub fn saves(&self, stage: CheckpointStage) -> bool {
         self.save_checkpoint.contains(&stage)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingStage {
+    /// The checkpoint as loaded.
+    Pretrained,
+    /// After the damage (only with --corrupt).
+    Corrupted,
+    /// The best epoch's model.
+    Best,
+}
+
+impl EmbeddingStage {
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbeddingStage::Pretrained => "pretrained",
+            EmbeddingStage::Corrupted => "corrupted",
+            EmbeddingStage::Best => "best",
+        }
+    }
+}
+
+impl FinetuneConfig {
+    pub fn dumps(&self, stage: EmbeddingStage) -> bool {
+        self.dump_embeddings.contains(&stage)
     }
 }

@@ -1,7 +1,7 @@
 //! The fine-tuning loop and the run directory it writes.
 
-use super::config::CheckpointStage;
 use super::config::FinetuneConfig;
+use super::config::{CheckpointStage, EmbeddingStage};
 use super::eval::{evaluate, evaluate_features};
 use super::optim::{self, LinearSchedule};
 use super::trainable::{self, TrainMode, Trainable, TrainableFacts};
@@ -44,6 +44,8 @@ struct Prepared {
     load_report: LoadReport,
     corruption: Option<CorruptionReport>,
     trainable: Trainable,
+    /// Pooled vectors of the evaluation split taken before training (pretrained, corrupted).
+    early_embeddings: Vec<(EmbeddingStage, Vec<(usize, Tensor)>)>,
     prepare_seconds: f64,
 }
 
@@ -84,6 +86,9 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
     tch::manual_seed(cfg.seed as i64);
     let (model, load_report) =
         SequenceClassifier::load(&model_dir, task.labels.len() as i64, cfg.pooling, device)?;
+    let stage_embeddings =
+        |stage: EmbeddingStage| cfg.dumps(stage).then(|| stage_vectors(cfg, &model, &eval));
+    let pretrained_embeddings = stage_embeddings(EmbeddingStage::Pretrained);
     let corruption_cfg = cfg.corruption();
     let corruption = if corruption_cfg.is_none() {
         None
@@ -93,6 +98,11 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
             log::info!("{line}");
         }
         Some(report)
+    };
+    let corrupted_embeddings = if corruption.is_some() {
+        stage_embeddings(EmbeddingStage::Corrupted)
+    } else {
+        None
     };
     let trainable = trainable::apply(&cfg.train, &model)?;
     Ok(Prepared {
@@ -107,6 +117,13 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         load_report,
         corruption,
         trainable,
+        early_embeddings: [
+            pretrained_embeddings.map(|v| (EmbeddingStage::Pretrained, v)),
+            corrupted_embeddings.map(|v| (EmbeddingStage::Corrupted, v)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         prepare_seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -208,6 +225,18 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
             p.max_len
         );
     }
+    for (stage, vectors) in &p.early_embeddings {
+        write_embeddings(
+            cfg,
+            &p,
+            &run,
+            *stage,
+            vectors
+                .iter()
+                .map(|(l, t)| (*l, t.shallow_clone()))
+                .collect(),
+        )?;
+    }
     if cfg.saves(CheckpointStage::Corrupted) {
         p.model.save_hf(
             &run.path.join("checkpoint-corrupted"),
@@ -284,12 +313,15 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     if let Some((_, predicted)) = &best_snapshot.predictions {
         confusion = metrics::confusion_matrix(&p.eval.labels, predicted, p.task.labels.len());
     }
+    if let Some(weights) = &best_snapshot.weights {
+        p.model.restore(weights);
+    }
     if cfg.saves(CheckpointStage::Best) {
-        if let Some(weights) = &best_snapshot.weights {
-            p.model.restore(weights);
-        }
         p.model
             .save_hf(&run.checkpoint_dir(), &p.task.labels.names, &p.model_dir)?;
+    }
+    if cfg.dumps(EmbeddingStage::Best) && !epochs.is_empty() {
+        dump_embeddings(cfg, &p, &run, EmbeddingStage::Best)?;
     }
     let scores = |e: &EpochRecord| Scores {
         accuracy: e.accuracy,
@@ -479,7 +511,7 @@ fn train_loop(
         if record.f1_weighted > best_f1 {
             best_f1 = record.f1_weighted;
             best.predictions = Some((epoch, ev.predicted));
-            if cfg.saves(CheckpointStage::Best) {
+            if cfg.saves(CheckpointStage::Best) || cfg.dumps(EmbeddingStage::Best) {
                 best.weights = Some(p.model.snapshot());
             }
         }
@@ -517,4 +549,42 @@ fn pooled_features(model: &SequenceClassifier, data: &Tokenized, batch_size: usi
         }
     });
     features
+}
+
+/// Every layer's pooled vectors of the evaluation split, with the run's pooling.
+fn stage_vectors(
+    cfg: &FinetuneConfig,
+    model: &SequenceClassifier,
+    eval: &Tokenized,
+) -> Vec<(usize, Tensor)> {
+    let layers: Vec<usize> = (0..=model.config.num_layers as usize).collect();
+    crate::analysis::embed::embed(model, eval, &layers, cfg.pooling, cfg.eval_batch_size)
+}
+
+fn write_embeddings(
+    cfg: &FinetuneConfig,
+    p: &Prepared,
+    run: &RunDir,
+    stage: EmbeddingStage,
+    layers: Vec<(usize, Tensor)>,
+) -> anyhow::Result<()> {
+    let embeddings = crate::analysis::embed::Embeddings {
+        layers,
+        labels: p.eval.labels.clone(),
+        ids: p.task.eval.iter().map(|e| e.id.clone()).collect(),
+        label_names: p.task.labels.names.clone(),
+        pooling: cfg.pooling,
+    };
+    embeddings.write(&run.path.join("embeddings").join(stage.name()))
+}
+
+/// Embeds the evaluation split with the model as it is now and writes it under embeddings/.
+fn dump_embeddings(
+    cfg: &FinetuneConfig,
+    p: &Prepared,
+    run: &RunDir,
+    stage: EmbeddingStage,
+) -> anyhow::Result<()> {
+    let vectors = stage_vectors(cfg, &p.model, &p.eval);
+    write_embeddings(cfg, p, run, stage, vectors)
 }
