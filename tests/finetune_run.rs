@@ -14,31 +14,7 @@ use std::process::Command;
 use tch::Device;
 
 fn finetune(model: &str, out: &Path, extra: &[&str]) -> std::process::Output {
-    let data = fixtures().join("tiny-data");
-    let mut args: Vec<String> = vec![
-        "finetune".into(),
-        "--model".into(),
-        fixtures().join(model).display().to_string(),
-        "--data".into(),
-        data.join("train.jsonl").display().to_string(),
-        "--eval-data".into(),
-        data.join("test.jsonl").display().to_string(),
-        "--out".into(),
-        out.display().to_string(),
-        "--device".into(),
-        "cpu".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let output = Command::new(heal_bin())
-        .args(&args)
-        .output()
-        .expect("heal runs");
-    assert!(
-        output.status.success(),
-        "heal {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    common::finetune_tiny(&fixtures().join(model), out, extra)
 }
 
 fn test_texts() -> Vec<String> {

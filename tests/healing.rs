@@ -21,34 +21,9 @@ fn tensors_of(file: &Path) -> HashMap<String, (Vec<usize>, Vec<u8>)> {
 }
 
 fn finetune(model: &Path, out: &Path, extra: &[&str]) {
-    let data = fixtures().join("tiny-data");
-    let output = Command::new(heal_bin())
-        .args(["finetune", "--model"])
-        .arg(model)
-        .arg("--data")
-        .arg(data.join("train.jsonl"))
-        .arg("--eval-data")
-        .arg(data.join("test.jsonl"))
-        .arg("--out")
-        .arg(out)
-        .args([
-            "--batch-size",
-            "16",
-            "--max-len",
-            "32",
-            "--lr",
-            "1e-3",
-            "--device",
-            "cpu",
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{extra:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut args = vec!["--batch-size", "16", "--max-len", "32", "--lr", "1e-3"];
+    args.extend_from_slice(extra);
+    common::finetune_tiny(model, out, &args);
 }
 
 fn run_json(run: &Path) -> serde_json::Value {

@@ -111,3 +111,28 @@ pub fn assert_logits_close(ours: &[Vec<f64>], reference: &[Vec<f64>], what: &str
         }
     }
 }
+
+/// `heal finetune` of `model` (a folder) on the tiny 3-class data, train.jsonl / test.jsonl,
+/// on the CPU, with `extra` flags; asserts success.
+pub fn finetune_tiny(model: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let data = fixtures().join("tiny-data");
+    let output = std::process::Command::new(heal_bin())
+        .args(["finetune", "--model"])
+        .arg(model)
+        .arg("--data")
+        .arg(data.join("train.jsonl"))
+        .arg("--eval-data")
+        .arg(data.join("test.jsonl"))
+        .arg("--out")
+        .arg(out)
+        .args(["--device", "cpu"])
+        .args(extra)
+        .output()
+        .expect("heal runs");
+    assert!(
+        output.status.success(),
+        "heal finetune {extra:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
