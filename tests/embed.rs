@@ -105,19 +105,11 @@ fn cls_vectors_of_every_layer_equal_hf_hidden_states() {
 fn run_directory_source_chosen_layers_and_projector_export() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let data = fixtures().join("tiny-data");
-    let status = Command::new(heal_bin())
-        .args(["finetune", "--model"])
-        .arg(fixtures().join("tiny-bert"))
-        .arg("--data")
-        .arg(data.join("train.jsonl"))
-        .arg("--eval-data")
-        .arg(data.join("test.jsonl"))
-        .args(["--epochs", "1", "--save-checkpoint", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(status.status.success());
+    common::finetune_tiny(
+        &fixtures().join("tiny-bert"),
+        &run,
+        &["--epochs", "1", "--save-checkpoint"],
+    );
     let out = tmp.path().join("emb");
     embed(&[
         run.to_str().unwrap(),
@@ -183,14 +175,10 @@ fn trainer_dumps_pretrained_corrupted_and_best_stages() {
     let run = tmp.path().join("run");
     let data = fixtures().join("tiny-data");
     let model = fixtures().join("tiny-bert");
-    let status = Command::new(heal_bin())
-        .args(["finetune", "--model"])
-        .arg(&model)
-        .arg("--data")
-        .arg(data.join("train.jsonl"))
-        .arg("--eval-data")
-        .arg(data.join("test.jsonl"))
-        .args([
+    common::finetune_tiny(
+        &model,
+        &run,
+        &[
             "--epochs",
             "2",
             "--lr",
@@ -201,15 +189,7 @@ fn trainer_dumps_pretrained_corrupted_and_best_stages() {
             "top:1",
             "--dump-embeddings",
             "--save-checkpoint",
-            "--out",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+        ],
     );
     let stage = |s: &str| read(&run.join("embeddings").join(s));
     let (pre, cor, best) = (stage("pretrained"), stage("corrupted"), stage("best"));
