@@ -141,8 +141,13 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let encoder = TextEncoder::from_dir(&model_dir, max_len.min(model_cfg.max_tokens()))?;
     let tokenized = Tokenized::new(&encoder, examples, model_cfg.uses_token_types())?;
     let layers = parse_layers(&args.layers, model_cfg.num_layers as usize)?;
-    let (model, _) =
-        SequenceClassifier::load(&model_dir, task.labels.len() as i64, pooling, device)?;
+    let (model, _) = SequenceClassifier::from_checkpoint(
+        &files,
+        model_cfg.clone(),
+        task.labels.len() as i64,
+        pooling,
+        device,
+    )?;
     let started = std::time::Instant::now();
     let vectors = embed(&model, &tokenized, &layers, pooling, args.batch_size);
     let embeddings = Embeddings {

@@ -103,18 +103,7 @@ impl fmt::Display for Method {
     }
 }
 
-impl From<Method> for String {
-    fn from(m: Method) -> String {
-        m.to_string()
-    }
-}
-
-impl TryFrom<String> for Method {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Method::parse(&s).map_err(|e| e.to_string())
-    }
-}
+crate::string_serde!(Method);
 
 /// Bit flips by the part of the fp32 word they hit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

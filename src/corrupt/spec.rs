@@ -160,18 +160,7 @@ impl fmt::Display for LayerSpec {
     }
 }
 
-impl From<LayerSpec> for String {
-    fn from(s: LayerSpec) -> String {
-        s.to_string()
-    }
-}
-
-impl TryFrom<String> for LayerSpec {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        LayerSpec::parse(&s).map_err(|e| e.to_string())
-    }
-}
+crate::string_serde!(LayerSpec);
 
 #[cfg(test)]
 mod tests {

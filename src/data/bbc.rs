@@ -4,7 +4,7 @@
 //! [`SPLIT_SEED`]; each topic gives its share of 20% to the test split, the shares rounded by
 //! largest remainder so that the test split holds round(0.2 x 2,225) = 445 articles.
 
-use super::Example;
+use super::{largest_remainder, Example};
 use crate::error::user;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -62,28 +62,9 @@ pub fn load(dir: &Path) -> anyhow::Result<(Vec<Example>, Vec<Example>, Vec<Strin
     Ok((train, test, topics))
 }
 
-/// Splits `fraction` of each group so the total is round(fraction x sum), giving the leftover
-/// units to the groups with the largest fractional parts (ties to the earlier group).
-pub fn largest_remainder(sizes: &[usize], fraction: f64) -> Vec<usize> {
-    let total = (sizes.iter().sum::<usize>() as f64 * fraction).round() as usize;
-    let exact: Vec<f64> = sizes.iter().map(|&n| n as f64 * fraction).collect();
-    let mut out: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
-    let mut order: Vec<usize> = (0..sizes.len()).collect();
-    order.sort_by(|&a, &b| {
-        (exact[b] - exact[b].floor())
-            .total_cmp(&(exact[a] - exact[a].floor()))
-            .then(a.cmp(&b))
-    });
-    let missing = total.saturating_sub(out.iter().sum());
-    for &i in order.iter().take(missing) {
-        out[i] += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::largest_remainder;
+    use crate::data::largest_remainder;
 
     #[test]
     fn bbc_topic_sizes_give_445_test_articles() {

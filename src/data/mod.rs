@@ -186,7 +186,7 @@ pub fn carve(
         members[e.label as usize].push(i);
     }
     let sizes: Vec<usize> = members.iter().map(|m| m.len()).collect();
-    let shares = bbc::largest_remainder(&sizes, fraction);
+    let shares = largest_remainder(&sizes, fraction);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut chosen = vec![false; examples.len()];
     for (m, share) in members.iter_mut().zip(shares) {
@@ -228,4 +228,23 @@ pub fn subsample(examples: Vec<Example>, n: usize, seed: u64) -> Vec<Example> {
         .zip(keep)
         .filter_map(|(e, k)| k.then_some(e))
         .collect()
+}
+
+/// Splits `fraction` of each group so the total is round(fraction x sum), giving the leftover
+/// units to the groups with the largest fractional parts (ties to the earlier group).
+pub fn largest_remainder(sizes: &[usize], fraction: f64) -> Vec<usize> {
+    let total = (sizes.iter().sum::<usize>() as f64 * fraction).round() as usize;
+    let exact: Vec<f64> = sizes.iter().map(|&n| n as f64 * fraction).collect();
+    let mut out: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    let missing = total.saturating_sub(out.iter().sum());
+    for &i in order.iter().take(missing) {
+        out[i] += 1;
+    }
+    out
 }

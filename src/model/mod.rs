@@ -67,10 +67,26 @@ impl SequenceClassifier {
     ) -> anyhow::Result<(Self, LoadReport)> {
         let files = CheckpointFiles::locate(dir)?;
         let config = EncoderConfig::from_file(&files.config)?;
+        Self::from_checkpoint(&files, config, num_labels, pooling, device)
+    }
+
+    /// As [`load`](Self::load), for a caller that has already located the files and read
+    /// config.json.
+    pub fn from_checkpoint(
+        files: &CheckpointFiles,
+        config: EncoderConfig,
+        num_labels: i64,
+        pooling: Pooling,
+        device: Device,
+    ) -> anyhow::Result<(Self, LoadReport)> {
         let family = config.family;
         let model = Self::new(config, num_labels, pooling, device);
-        let tensors = checkpoint::read_tensors(&files, family)?;
-        let source = files.weights.first().map(|p| p.as_path()).unwrap_or(dir);
+        let tensors = checkpoint::read_tensors(files, family)?;
+        let source = files
+            .weights
+            .first()
+            .map(|p| p.as_path())
+            .unwrap_or(&files.dir);
         let report = checkpoint::load_into(&model.vs, &tensors, family, source)?;
         Ok((model, report))
     }
@@ -109,11 +125,6 @@ impl SequenceClassifier {
 
     pub fn device(&self) -> Device {
         self.vs.device()
-    }
-
-    /// Total parameter count.
-    pub fn parameter_count(&self) -> i64 {
-        self.vs.variables().values().map(|t| t.numel() as i64).sum()
     }
 
     /// Writes an HF-compatible folder: config.json (with id2label), model.safetensors and the

@@ -93,18 +93,7 @@ impl fmt::Display for TrainMode {
     }
 }
 
-impl From<TrainMode> for String {
-    fn from(m: TrainMode) -> String {
-        m.to_string()
-    }
-}
-
-impl TryFrom<String> for TrainMode {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        TrainMode::parse(&s).map_err(|e| e.to_string())
-    }
-}
+crate::string_serde!(TrainMode);
 
 /// A tensor that trains only where `mask` is 1.
 pub struct PartialTensor {

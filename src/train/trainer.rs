@@ -84,8 +84,13 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         }
     }
     tch::manual_seed(cfg.seed as i64);
-    let (model, load_report) =
-        SequenceClassifier::load(&model_dir, task.labels.len() as i64, cfg.pooling, device)?;
+    let (model, load_report) = SequenceClassifier::from_checkpoint(
+        &files,
+        model_config,
+        task.labels.len() as i64,
+        cfg.pooling,
+        device,
+    )?;
     let stage_embeddings =
         |stage: EmbeddingStage| cfg.dumps(stage).then(|| stage_vectors(cfg, &model, &eval));
     let pretrained_embeddings = stage_embeddings(EmbeddingStage::Pretrained);
