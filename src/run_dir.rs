@@ -152,3 +152,17 @@ pub fn read_metrics(run: &Path) -> anyhow::Result<Vec<EpochRecord>> {
         })
         .collect()
 }
+
+/// The `config` object of a run directory's run.json, or None when `path` is not a run
+/// directory (no run.json).
+pub fn read_run_config(path: &Path) -> anyhow::Result<Option<serde_json::Value>> {
+    let run_json = path.join(RUN_JSON);
+    if !run_json.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&run_json)
+        .map_err(|e| user(format!("{}: cannot read ({e})", run_json.display())))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| user(format!("{}: not valid JSON ({e})", run_json.display())))?;
+    Ok(Some(json["config"].clone()))
+}

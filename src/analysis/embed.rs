@@ -182,3 +182,193 @@ impl Embeddings {
         })
     }
 }
+
+/// Embeddings read back from a folder written by [`Embeddings::write`], as f64 for analysis.
+pub struct EmbeddingSet {
+    pub dir: std::path::PathBuf,
+    /// (layer number, [examples, hidden]).
+    pub layers: Vec<(usize, ndarray::Array2<f64>)>,
+    pub labels: Vec<usize>,
+    pub ids: Vec<String>,
+    pub label_names: Vec<String>,
+    /// run.json's config when the folder sits in a run directory (RUN/embeddings/<stage>).
+    pub run_config: Option<serde_json::Value>,
+}
+
+/// Finds the embeddings folder a command-line argument means: an embeddings folder itself, or a
+/// run directory (then RUN/embeddings/<stage>).
+pub fn locate_embeddings(path: &Path, stage: &str) -> anyhow::Result<std::path::PathBuf> {
+    if path.join("embeddings.safetensors").is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if path.join(crate::run_dir::RUN_JSON).is_file() {
+        let dir = path.join("embeddings").join(stage);
+        if dir.join("embeddings.safetensors").is_file() {
+            return Ok(dir);
+        }
+        let present: Vec<String> = std::fs::read_dir(path.join("embeddings"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Err(user(format!(
+            "{}: no embeddings/{stage}/ in the run (it has: {}); train with --dump-embeddings {stage} or run `heal embed {} --out DIR`",
+            path.display(),
+            if present.is_empty() { "none".to_string() } else { present.join(", ") },
+            path.display()
+        )));
+    }
+    Err(user(format!(
+        "{}: neither an embeddings folder (embeddings.safetensors) nor a run directory (run.json)",
+        path.display()
+    )))
+}
+
+impl EmbeddingSet {
+    /// Reads `path` (see [`locate_embeddings`]).
+    pub fn read(path: &Path, stage: &str) -> anyhow::Result<Self> {
+        let dir = locate_embeddings(path, stage)?;
+        let file = dir.join("embeddings.safetensors");
+        let bytes = std::fs::read(&file)
+            .map_err(|e| user(format!("{}: cannot read ({e})", file.display())))?;
+        let bad = |what: String| user(format!("{}: {what}", file.display()));
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad(format!("not a safetensors file ({e:?})")))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| bad(format!("no metadata ({e:?})")))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let json_list = |key: &str| -> anyhow::Result<Vec<String>> {
+            let text = meta
+                .get(key)
+                .ok_or_else(|| bad(format!("metadata lacks {key:?}: write it with heal embed")))?;
+            serde_json::from_str(text).map_err(|e| bad(format!("metadata {key:?}: {e}")))
+        };
+        let ids = json_list("ids")?;
+        let label_names = json_list("label_names")?;
+        let labels_view = st
+            .tensor("labels")
+            .map_err(|_| bad("no \"labels\" tensor".into()))?;
+        if labels_view.dtype() != safetensors::Dtype::I64 {
+            return Err(bad("\"labels\" is not int64".into()));
+        }
+        let labels: Vec<usize> = labels_view
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()).max(0) as usize)
+            .collect();
+        let mut layers = Vec::new();
+        for (name, view) in st.tensors() {
+            let Some(layer) = name
+                .strip_prefix("layer_")
+                .and_then(|l| l.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let shape = view.shape();
+            if view.dtype() != safetensors::Dtype::F32 || shape.len() != 2 {
+                return Err(bad(format!("{name}: expected a 2-D float32 tensor")));
+            }
+            let values: Vec<f64> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect();
+            let array = ndarray::Array2::from_shape_vec((shape[0], shape[1]), values)
+                .map_err(|e| bad(format!("{name}: {e}")))?;
+            if array.nrows() != labels.len() || ids.len() != labels.len() {
+                return Err(bad(format!(
+                    "{name} has {} rows but there are {} labels and {} ids",
+                    array.nrows(),
+                    labels.len(),
+                    ids.len()
+                )));
+            }
+            layers.push((layer, array));
+        }
+        if layers.is_empty() {
+            return Err(bad("no layer_<i> tensors".into()));
+        }
+        layers.sort_by_key(|(l, _)| *l);
+        let run_config = dir
+            .parent()
+            .and_then(|p| p.parent())
+            .filter(|_| dir.parent().and_then(|p| p.file_name()) == Some("embeddings".as_ref()))
+            .map(crate::run_dir::read_run_config)
+            .transpose()?
+            .flatten();
+        Ok(EmbeddingSet {
+            dir,
+            layers,
+            labels,
+            ids,
+            label_names,
+            run_config,
+        })
+    }
+
+    /// The matrix of one layer.
+    pub fn layer(&self, layer: usize) -> Option<&ndarray::Array2<f64>> {
+        self.layers
+            .iter()
+            .find(|(l, _)| *l == layer)
+            .map(|(_, a)| a)
+    }
+
+    /// The last (deepest) layer present.
+    pub fn last_layer(&self) -> (usize, &ndarray::Array2<f64>) {
+        let (l, a) = self.layers.last().expect("at least one layer");
+        (*l, a)
+    }
+
+    /// A short name for plots: the corruption setting when the embeddings belong to a run
+    /// ("0% (clean)", "top 25%", "bottom 2 layers", "100%"; a stage other than best is added:
+    /// "top 25%, corrupted"), else the folder name.
+    pub fn title(&self) -> String {
+        match &self.run_config {
+            Some(cfg) => {
+                let stage = self
+                    .dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
+                match stage.as_deref() {
+                    Some("best") | None => setting_title(cfg),
+                    Some(stage) => format!("{}, {stage}", setting_title(cfg)),
+                }
+            }
+            None => self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Names a run's corruption setting the way the paper's tables and figures do.
+pub fn setting_title(config: &serde_json::Value) -> String {
+    let spec = config["corrupt"].as_str().unwrap_or("none");
+    let method = config["method"].as_str().unwrap_or("reinit");
+    let base = match spec {
+        "none" => return "0% (clean)".into(),
+        "all" => "100%".to_string(),
+        other => match other.split_once(':') {
+            Some((side @ ("bottom" | "top"), amount)) => {
+                if amount.ends_with('%') {
+                    format!("{side} {amount}")
+                } else {
+                    format!("{side} {amount} layers")
+                }
+            }
+            Some(("layers", list)) => format!("layers {list}"),
+            _ => other.to_string(),
+        },
+    };
+    if method == "reinit" {
+        base
+    } else {
+        format!("{base}, {method}")
+    }
+}

@@ -2,4 +2,7 @@
 
 pub mod curves;
 pub mod embed;
+pub mod geometry;
 pub mod npy;
+pub mod tsne;
+pub mod weights;

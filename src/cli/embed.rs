@@ -55,10 +55,9 @@ struct RunDefaults {
 }
 
 fn run_defaults(path: &Path) -> anyhow::Result<Option<RunDefaults>> {
-    let run_json = path.join(crate::run_dir::RUN_JSON);
-    if !run_json.is_file() {
+    let Some(config) = crate::run_dir::read_run_config(path)? else {
         return Ok(None);
-    }
+    };
     let checkpoint = path.join(crate::run_dir::CHECKPOINT_DIR);
     if !checkpoint.is_dir() {
         return Err(user(format!(
@@ -66,13 +65,7 @@ fn run_defaults(path: &Path) -> anyhow::Result<Option<RunDefaults>> {
             path.display()
         )));
     }
-    let text = std::fs::read_to_string(&run_json)?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| user(format!("{}: not valid JSON ({e})", run_json.display())))?;
-    Ok(Some(RunDefaults {
-        checkpoint,
-        config: json["config"].clone(),
-    }))
+    Ok(Some(RunDefaults { checkpoint, config }))
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {

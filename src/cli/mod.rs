@@ -4,8 +4,11 @@
 pub mod corrupt;
 pub mod curves;
 pub mod demo;
+pub mod drift;
 pub mod embed;
 pub mod finetune;
+pub mod tsne;
+pub mod weights;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +30,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Parsed once at start-up, so the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Fine-tune a checkpoint on a classification dataset and write a run directory.
@@ -40,6 +45,14 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Draw a run's per-epoch loss and score curves (PNG) from its metrics.jsonl.
     Curves(curves::CurvesArgs),
+    /// Weight statistics per layer and module (mean |w|, std, max |w|, kurtosis, outliers),
+    /// histograms per module type, and the change between checkpoints (CSV + PNG).
+    Weights(weights::WeightsArgs),
+    /// Representation drift between two embedding sets per layer (CKA, cosine, class
+    /// separation, silhouette, k-NN), or a CKA heatmap of many runs against a reference.
+    Drift(drift::DriftArgs),
+    /// 2-D t-SNE maps of [CLS] embeddings, one per run or the paper's Figure 1 as panels.
+    Tsne(tsne::TsneArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -49,6 +62,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Curves(args) => curves::run(args),
         Command::Corrupt(args) => corrupt::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Weights(args) => weights::run(args),
+        Command::Drift(args) => drift::run(args),
+        Command::Tsne(args) => tsne::run(args),
     }
 }
 

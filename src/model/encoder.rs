@@ -104,10 +104,12 @@ impl Embeddings {
             }
             None => Tensor::arange(seq_len, (Kind::Int64, input_ids.device())).unsqueeze(0),
         };
-        let mut xs = self.word.forward(input_ids) + self.position.forward(&positions);
-        if let Some(tt) = &self.token_type {
-            xs = xs + tt.forward(token_type_ids);
-        }
+        let xs = self.word.forward(input_ids) + self.position.forward(&positions);
+        // Out of place: `+=` would write into a tensor autograd has already recorded.
+        let xs = match &self.token_type {
+            Some(tt) => xs + tt.forward(token_type_ids),
+            None => xs,
+        };
         self.layer_norm.forward(&xs).dropout(self.dropout, train)
     }
 }

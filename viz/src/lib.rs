@@ -1,8 +1,22 @@
 //! Plotting for heal: typed data in, PNG out. No tch, no run-directory I/O; callers hand in
 //! numbers and a path.
+//!
+//! Figures: [`line_panels`] (curves), [`scatter_grid`] (class-coloured point clouds such as
+//! t-SNE maps), [`histogram_panels`] (overlaid histograms on a log count axis, with the
+//! [`histogram`] and [`linear_edges`] binning helpers) and [`heatmap`] (viridis, with a
+//! colour bar). Output is PNG; fonts are sans-serif on a white background.
 
 use plotters::prelude::*;
 use std::path::Path;
+
+mod heatmap;
+mod hist;
+mod scatter;
+mod util;
+
+pub use heatmap::{heatmap, heatmap_size, viridis, Heatmap, VIRIDIS_ANCHORS};
+pub use hist::{histogram, histogram_panels, linear_edges, HistPanel, Histogram};
+pub use scatter::{scatter_grid, scatter_grid_size, ScatterPanel, SCATTER_MAX_CLASSES};
 
 /// Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 pub const PALETTE: [RGBColor; 8] = [
@@ -38,6 +52,10 @@ pub enum VizError {
     Empty(String),
     #[error("drawing {path}: {message}")]
     Draw { path: String, message: String },
+    /// Input that cannot be drawn as given: mismatched lengths, bad edges, a class index
+    /// out of range, a zero column count, a size too small for the content, ...
+    #[error("invalid plot input: {0}")]
+    Invalid(String),
 }
 
 fn bounds(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {

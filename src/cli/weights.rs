@@ -1,0 +1,514 @@
+//! `heal weights`: weight statistics of one checkpoint, or the change between two (or three).
+
+use crate::analysis::weights::{self, Comparison, Weights, ALL_GROUPS, HEATMAP_MODULES};
+use crate::error::user;
+use crate::fsio;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  heal weights minilm-l6 --out weights-minilm
+  heal weights runs/figures/all                 # pretrained vs corrupted start vs healed
+  heal weights CKPT_A CKPT_B --out weights-ab --names before,after")]
+pub struct WeightsArgs {
+    /// A checkpoint (`minilm-l6` or an HF folder), or a run directory saved with
+    /// --save-checkpoint: then the run's pretrained model, its corrupted start
+    /// (checkpoint-corrupted/, when the run was corrupted) and its best checkpoint are compared.
+    pub a: String,
+    /// A second checkpoint: the change from A to B is measured.
+    pub b: Option<String>,
+    /// The corrupted start of B (e.g. RUN/checkpoint-corrupted): B's distance to it is measured
+    /// too.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Legend names, comma-separated, in the order A,B[,start]. [default: folder names; for a
+    /// run: pretrained,healed,corrupted]
+    #[arg(long)]
+    pub names: Option<String>,
+    /// Histogram bins per module type.
+    #[arg(long, default_value_t = 120)]
+    pub bins: usize,
+    /// Output folder: stats.csv, histograms.png + .csv, and with two checkpoints changes.csv,
+    /// modules.csv, layers.csv, change_heatmap.png (and start_heatmap.png with a start),
+    /// summary.json. [default: RUN/weights for a run directory]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+struct Inputs {
+    a: PathBuf,
+    b: Option<PathBuf>,
+    start: Option<PathBuf>,
+    names: Vec<String>,
+    out: PathBuf,
+}
+
+fn folder_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
+    if args.bins == 0 {
+        return Err(user("--bins 0: give at least 1 bin"));
+    }
+    let a_path = Path::new(&args.a);
+    if let Some(config) = crate::run_dir::read_run_config(a_path)? {
+        if args.b.is_some() {
+            return Err(user(format!(
+                "{}: a run directory compares its own checkpoints; give either one run directory or two checkpoints",
+                a_path.display()
+            )));
+        }
+        let best = a_path.join(crate::run_dir::CHECKPOINT_DIR);
+        if !best.is_dir() {
+            return Err(user(format!(
+                "{}: the run has no checkpoint/; train it with --save-checkpoint corrupted,best",
+                a_path.display()
+            )));
+        }
+        let model = config["model"].as_str().unwrap_or("minilm-l6");
+        let pretrained = crate::defaults::resolve_model(model)?;
+        let corrupted = a_path.join("checkpoint-corrupted");
+        let was_corrupted = config["corrupt"].as_str().is_some_and(|c| c != "none");
+        let start = match &args.start {
+            Some(s) => Some(crate::defaults::resolve_model(s)?),
+            None => (was_corrupted && corrupted.is_dir()).then_some(corrupted),
+        };
+        return Ok(Inputs {
+            a: pretrained,
+            b: Some(best),
+            start,
+            names: vec!["pretrained".into(), "healed".into(), "corrupted".into()],
+            out: args.out.clone().unwrap_or_else(|| a_path.join("weights")),
+        });
+    }
+    let a = crate::defaults::resolve_model(&args.a)?;
+    let b = args
+        .b
+        .as_deref()
+        .map(crate::defaults::resolve_model)
+        .transpose()?;
+    let start = args
+        .start
+        .as_deref()
+        .map(crate::defaults::resolve_model)
+        .transpose()?;
+    if start.is_some() && b.is_none() {
+        return Err(user("--start needs a second checkpoint B to measure"));
+    }
+    let out = args.out.clone().ok_or_else(|| {
+        user("--out is required unless the first argument is a run directory (e.g. --out weights-minilm)")
+    })?;
+    // The argument as typed names a default model (minilm-l6) better than its folder does.
+    let label = |arg: &str, path: &Path| {
+        if arg == crate::defaults::MINILM_L6 {
+            arg.to_string()
+        } else {
+            folder_name(path)
+        }
+    };
+    let mut names = vec![label(&args.a, &a)];
+    if let (Some(arg), Some(p)) = (&args.b, &b) {
+        names.push(label(arg, p));
+    }
+    if let (Some(arg), Some(p)) = (&args.start, &start) {
+        names.push(label(arg, p));
+    }
+    Ok(Inputs {
+        a,
+        b,
+        start,
+        names,
+        out,
+    })
+}
+
+fn f(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        String::new()
+    }
+}
+
+fn layer_text(layer: Option<usize>) -> String {
+    layer.map_or("head".into(), |l| l.to_string())
+}
+
+pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
+    let mut inputs = resolve(&args)?;
+    if let Some(names) = &args.names {
+        let given: Vec<String> = names.split(',').map(|s| s.trim().to_string()).collect();
+        let needed = 1 + inputs.b.is_some() as usize + inputs.start.is_some() as usize;
+        if given.len() != needed || given.iter().any(|s| s.is_empty()) {
+            return Err(user(format!(
+                "--names {names:?}: give {needed} non-empty names, comma-separated (A,B[,start])"
+            )));
+        }
+        inputs.names = given;
+    }
+    let a = Weights::load(&inputs.a, &inputs.names[0])?;
+    let b = inputs
+        .b
+        .as_ref()
+        .map(|p| Weights::load(p, &inputs.names[1]))
+        .transpose()?;
+    let start = inputs
+        .start
+        .as_ref()
+        .map(|p| Weights::load(p, &inputs.names[2]))
+        .transpose()?;
+    // Panels overlay: A, then the corrupted start, then B (the order of a healing story).
+    let shown: Vec<&Weights> = [Some(&a), start.as_ref(), b.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let to_b = b.as_ref().map(|b| weights::compare(&a, b));
+    let from_start = match (&start, &b) {
+        (Some(s), Some(b)) => Some(weights::compare(s, b)),
+        _ => None,
+    };
+    let histograms = weights::histograms(&shown, args.bins);
+    let out = inputs.out.clone();
+    fsio::write_dir_atomic(&out, |tmp| {
+        write_stats(&tmp.join("stats.csv"), &shown)?;
+        write_histograms(tmp, &shown, &histograms)?;
+        if let Some(cmp) = &to_b {
+            write_changes(tmp, cmp, from_start.as_ref())?;
+            let title = format!(
+                "relative change ‖B−A‖/‖A‖: {} → {}",
+                a.label,
+                b.as_ref().map_or("", |b| &b.label)
+            );
+            heatmap(&tmp.join("change_heatmap.png"), cmp, &title)?;
+            if let Some(s) = &from_start {
+                let title = format!(
+                    "relative change from the corrupted start: {} → {}",
+                    start.as_ref().map_or("", |w| &w.label),
+                    b.as_ref().map_or("", |b| &b.label)
+                );
+                heatmap(&tmp.join("start_heatmap.png"), s, &title)?;
+            }
+        }
+        fsio::write_json(
+            &tmp.join("summary.json"),
+            &serde_json::json!({
+                "checkpoints": shown.iter().map(|w| serde_json::json!({
+                    "name": w.label, "parameters": w.parameter_count(),
+                })).collect::<Vec<_>>(),
+                "a": inputs.a, "b": inputs.b, "start": inputs.start,
+                "outlier_std": weights::OUTLIER_STD,
+                "unmatched": to_b.as_ref().map(|c| &c.unmatched),
+                "layers": to_b.as_ref().map(|c| layer_rows(c, from_start.as_ref())),
+            }),
+        )
+    })?;
+    print_summary(&shown, to_b.as_ref(), from_start.as_ref());
+    println!("weights analysis: {}", out.display());
+    Ok(())
+}
+
+fn write_stats(path: &Path, shown: &[&Weights]) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "checkpoint",
+        "tensor",
+        "layer",
+        "module",
+        "part",
+        "group",
+        "count",
+        "mean",
+        "mean_abs",
+        "std",
+        "min",
+        "max",
+        "max_abs",
+        "kurtosis",
+        "outliers",
+    ])?;
+    for ckpt in shown {
+        for s in ckpt.stats() {
+            w.write_record([
+                ckpt.label.clone(),
+                s.tensor,
+                layer_text(s.place.layer),
+                s.place.module,
+                s.place.part.to_string(),
+                s.place.group.key().to_string(),
+                s.count.to_string(),
+                f(s.mean),
+                f(s.mean_abs),
+                f(s.std),
+                f(s.min),
+                f(s.max),
+                f(s.max_abs),
+                f(s.kurtosis),
+                s.outliers.to_string(),
+            ])?;
+        }
+    }
+    fsio::write_atomic(path, &w.into_inner()?)
+}
+
+fn write_histograms(
+    dir: &Path,
+    shown: &[&Weights],
+    histograms: &[weights::GroupHistogram],
+) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["group", "checkpoint", "bin_low", "bin_high", "count"])?;
+    let mut panels = Vec::new();
+    for h in histograms {
+        for (ckpt, counts) in shown.iter().zip(&h.counts) {
+            for (i, c) in counts.iter().enumerate() {
+                w.write_record([
+                    h.group.key().to_string(),
+                    ckpt.label.clone(),
+                    h.edges[i].to_string(),
+                    h.edges[i + 1].to_string(),
+                    c.to_string(),
+                ])?;
+            }
+        }
+        panels.push(viz::HistPanel {
+            title: h.group.title().to_string(),
+            x_label: "weight value".into(),
+            series: shown
+                .iter()
+                .zip(&h.counts)
+                .map(|(ckpt, counts)| viz::Histogram {
+                    name: ckpt.label.clone(),
+                    edges: h.edges.clone(),
+                    counts: counts.clone(),
+                })
+                .collect(),
+        });
+    }
+    fsio::write_atomic(&dir.join("histograms.csv"), &w.into_inner()?)?;
+    viz::histogram_panels(&dir.join("histograms.png"), &panels, 4, (420, 300))?;
+    Ok(())
+}
+
+fn layer_rows(cmp: &Comparison, from_start: Option<&Comparison>) -> Vec<serde_json::Value> {
+    let start: Option<std::collections::HashMap<Option<usize>, weights::ChangeSums>> =
+        from_start.map(|c| weights::by_layer(c).into_iter().collect());
+    weights::by_layer(cmp)
+        .into_iter()
+        .map(|(layer, sums)| {
+            let s = start.as_ref().and_then(|m| m.get(&layer));
+            serde_json::json!({
+                "layer": layer_text(layer),
+                "relative_change": sums.relative_change(),
+                "cosine": sums.cosine(),
+                "relative_change_from_start": s.map(|s| s.relative_change()),
+                "cosine_to_start": s.map(|s| s.cosine()),
+            })
+        })
+        .collect()
+}
+
+fn write_changes(
+    dir: &Path,
+    cmp: &Comparison,
+    from_start: Option<&Comparison>,
+) -> anyhow::Result<()> {
+    let extra = from_start.is_some();
+    let header = |first: &[&str]| -> Vec<String> {
+        let mut h: Vec<String> = first.iter().map(|s| s.to_string()).collect();
+        h.extend(["relative_change".into(), "cosine".into()]);
+        if extra {
+            h.extend([
+                "relative_change_from_start".into(),
+                "cosine_to_start".into(),
+            ]);
+        }
+        h
+    };
+    // Per tensor.
+    let start_tensors: std::collections::HashMap<&str, &weights::ChangeSums> = from_start
+        .map(|c| {
+            c.tensors
+                .iter()
+                .map(|(t, s)| (t.tensor.as_str(), s))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header(&["tensor", "layer", "module", "part"]))?;
+    for (t, sums) in &cmp.tensors {
+        let mut row = vec![
+            t.tensor.clone(),
+            layer_text(t.place.layer),
+            t.place.module.clone(),
+            t.place.part.to_string(),
+            f(sums.relative_change()),
+            f(sums.cosine()),
+        ];
+        if extra {
+            let s = start_tensors.get(t.tensor.as_str());
+            row.push(s.map_or(String::new(), |s| f(s.relative_change())));
+            row.push(s.map_or(String::new(), |s| f(s.cosine())));
+        }
+        w.write_record(row)?;
+    }
+    fsio::write_atomic(&dir.join("changes.csv"), &w.into_inner()?)?;
+    // Per (layer, module), weight and bias pooled.
+    let start_modules = from_start.map(weights::by_module);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header(&["layer", "module"]))?;
+    for ((layer, module), sums) in weights::by_module(cmp) {
+        let mut row = vec![
+            layer_text(layer),
+            module.clone(),
+            f(sums.relative_change()),
+            f(sums.cosine()),
+        ];
+        if let Some(m) = &start_modules {
+            let s = m.get(&(layer, module));
+            row.push(s.map_or(String::new(), |s| f(s.relative_change())));
+            row.push(s.map_or(String::new(), |s| f(s.cosine())));
+        }
+        w.write_record(row)?;
+    }
+    fsio::write_atomic(&dir.join("modules.csv"), &w.into_inner()?)?;
+    // Per layer.
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header(&["layer"]))?;
+    for row in layer_rows(cmp, from_start) {
+        let mut cells = vec![row["layer"].as_str().unwrap_or("").to_string()];
+        let keys: &[&str] = if extra {
+            &[
+                "relative_change",
+                "cosine",
+                "relative_change_from_start",
+                "cosine_to_start",
+            ]
+        } else {
+            &["relative_change", "cosine"]
+        };
+        for k in keys {
+            cells.push(row[*k].as_f64().map_or(String::new(), f));
+        }
+        w.write_record(cells)?;
+    }
+    fsio::write_atomic(&dir.join("layers.csv"), &w.into_inner()?)
+}
+
+fn heatmap(path: &Path, cmp: &Comparison, title: &str) -> anyhow::Result<()> {
+    let modules = weights::by_module(cmp);
+    let mut layers: Vec<usize> = modules
+        .keys()
+        .filter_map(|(l, _)| *l)
+        .filter(|l| *l > 0)
+        .collect();
+    layers.sort_unstable();
+    layers.dedup();
+    let values = layers
+        .iter()
+        .map(|&l| {
+            HEATMAP_MODULES
+                .iter()
+                .map(|m| {
+                    modules
+                        .get(&(Some(l), m.to_string()))
+                        .map_or(f64::NAN, |s| s.relative_change())
+                })
+                .collect()
+        })
+        .collect();
+    let map = viz::Heatmap {
+        title: title.to_string(),
+        row_labels: layers.iter().map(|l| format!("layer {l}")).collect(),
+        col_labels: HEATMAP_MODULES.iter().map(|s| s.to_string()).collect(),
+        values,
+        value_label: "relative change ‖B−A‖/‖A‖".into(),
+        range: None,
+        annotate: true,
+    };
+    viz::heatmap(path, &map, None)?;
+    Ok(())
+}
+
+fn print_summary(shown: &[&Weights], to_b: Option<&Comparison>, from_start: Option<&Comparison>) {
+    for ckpt in shown {
+        let stats = ckpt.stats();
+        println!("{}: {} parameters", ckpt.label, ckpt.parameter_count());
+        println!(
+            "  {:<34} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            "group", "mean|w|", "std", "max|w|", "kurtosis", "outliers"
+        );
+        for group in ALL_GROUPS {
+            let members: Vec<&weights::TensorStats> =
+                stats.iter().filter(|s| s.place.group == group).collect();
+            if members.is_empty() {
+                continue;
+            }
+            // Count-weighted means over the group's tensors (constant tensors have no kurtosis
+            // and are left out of its mean).
+            let weighted = |value: fn(&weights::TensorStats) -> f64| {
+                let (sum, n) = members
+                    .iter()
+                    .filter(|s| value(s).is_finite())
+                    .fold((0.0, 0.0), |(sum, n), s| {
+                        (sum + value(s) * s.count as f64, n + s.count as f64)
+                    });
+                sum / n
+            };
+            let mean_abs = weighted(|s| s.mean_abs);
+            let std = weighted(|s| s.std);
+            let max_abs = members.iter().map(|s| s.max_abs).fold(0.0, f64::max);
+            let kurt = weighted(|s| s.kurtosis);
+            let outliers: usize = members.iter().map(|s| s.outliers).sum();
+            println!(
+                "  {:<34} {:>10.4} {:>10.4} {:>10.4} {:>10.2} {:>8}",
+                group.title(),
+                mean_abs,
+                std,
+                max_abs,
+                kurt,
+                outliers
+            );
+        }
+    }
+    if let Some(cmp) = to_b {
+        let start: Option<std::collections::HashMap<Option<usize>, weights::ChangeSums>> =
+            from_start.map(|c| weights::by_layer(c).into_iter().collect());
+        println!(
+            "{:<8} {:>16} {:>8}{}",
+            "layer",
+            "rel. change",
+            "cosine",
+            if start.is_some() {
+                "   rel. change from start   cosine to start"
+            } else {
+                ""
+            }
+        );
+        for (layer, sums) in weights::by_layer(cmp) {
+            let mut line = format!(
+                "{:<8} {:>16.4} {:>8.4}",
+                layer_text(layer),
+                sums.relative_change(),
+                sums.cosine()
+            );
+            if let Some(s) = start.as_ref().and_then(|m| m.get(&layer)) {
+                line.push_str(&format!(
+                    " {:>24.4} {:>16.4}",
+                    s.relative_change(),
+                    s.cosine()
+                ));
+            }
+            println!("{line}");
+        }
+        if !cmp.unmatched.is_empty() {
+            println!(
+                "not compared (on one side only or reshaped): {}",
+                cmp.unmatched.join(", ")
+            );
+        }
+    }
+}
