@@ -69,22 +69,10 @@ pub struct TsneArgs {
 
 impl TsneArgs {
     fn params(&self) -> anyhow::Result<TsneParams> {
-        let learning_rate: LearningRate = self.learning_rate.parse().map_err(|e| {
-            user(format!(
-                "--learning-rate {:?}: {e}; use auto or a number",
-                self.learning_rate
-            ))
-        })?;
-        let init: Init = self
-            .init
-            .parse()
-            .map_err(|e| user(format!("--init {:?}: {e}; use pca or random", self.init)))?;
-        let engine: Engine = self.engine.parse().map_err(|e| {
-            user(format!(
-                "--engine {:?}: {e}; use heal or linfa",
-                self.engine
-            ))
-        })?;
+        // The parse errors already name the value and what to use.
+        let learning_rate: LearningRate = self.learning_rate.parse()?;
+        let init: Init = self.init.parse()?;
+        let engine: Engine = self.engine.parse()?;
         Ok(TsneParams {
             perplexity: self.perplexity,
             iterations: self.iterations,
