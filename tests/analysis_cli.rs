@@ -3,34 +3,9 @@
 
 mod common;
 
-use common::{finetune_tiny, fixtures, heal_bin, venv_python};
+use common::{finetune_tiny, fixtures, heal_bin, heal_ok, python_json};
 use std::path::Path;
 use std::process::Command;
-
-fn heal(args: &[&str]) -> std::process::Output {
-    let out = Command::new(heal_bin()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "heal {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn python(script: &str, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(venv_python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn tiny_run(dir: &Path, extra: &[&str]) {
     let mut args = vec![
@@ -49,7 +24,7 @@ fn drift_between_stages_equals_numpy_and_sklearn() {
     let run = tmp.path().join("run");
     tiny_run(&run, &["--corrupt", "top:50%"]);
     let out = tmp.path().join("drift");
-    heal(&[
+    heal_ok(&[
         "drift",
         run.to_str().unwrap(),
         run.to_str().unwrap(),
@@ -81,7 +56,7 @@ for layer in (1, 2):
     out[str(layer)] = dict(cka=cka, silhouette_b=silhouette_score(b, y), knn_b=knn, mean_cosine=cos)
 print(json.dumps(out))
 "#;
-    let reference = python(
+    let reference: serde_json::Value = python_json(
         script,
         &[
             run.join("embeddings/corrupted").to_str().unwrap(),
@@ -124,7 +99,7 @@ fn drift_heatmap_against_a_reference() {
     tiny_run(&clean, &[]);
     tiny_run(&damaged, &["--corrupt", "all"]);
     let out = tmp.path().join("drift");
-    heal(&[
+    heal_ok(&[
         "drift",
         "--reference",
         clean.to_str().unwrap(),
@@ -168,12 +143,12 @@ fn tsne_panels_with_scores_that_equal_sklearn() {
         "--iterations",
         "400",
     ];
-    heal(&args);
+    heal_ok(&args);
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
     let first_csv = std::fs::read(png.with_extension("csv")).unwrap();
     // Deterministic for a seed: a second run writes the same coordinates.
-    heal(&args);
+    heal_ok(&args);
     assert_eq!(first_csv, std::fs::read(png.with_extension("csv")).unwrap());
     // The scores under each panel are silhouette and 5-NN accuracy of the 2-D map.
     let script = r#"
@@ -194,7 +169,8 @@ for title, rows in groups.items():
                       knn=cross_val_score(KNeighborsClassifier(n_neighbors=5), x, y, cv=LeaveOneOut()).mean())
 print(json.dumps(out))
 "#;
-    let reference = python(script, &[png.with_extension("csv").to_str().unwrap()]);
+    let reference: serde_json::Value =
+        python_json(script, &[png.with_extension("csv").to_str().unwrap()]);
     let scores: serde_json::Value =
         serde_json::from_slice(&std::fs::read(png.with_extension("json")).unwrap()).unwrap();
     let maps = scores["maps"].as_array().unwrap();

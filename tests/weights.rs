@@ -3,21 +3,11 @@
 
 mod common;
 
-use common::{fixtures, heal_bin, venv_python};
+use common::{fixtures, heal_bin, heal_ok, python_json};
 use heal::analysis::weights::stats_of;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
-
-fn heal(args: &[&str]) -> std::process::Output {
-    let out = Command::new(heal_bin()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "heal {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
@@ -85,7 +75,7 @@ fn stats_and_histograms_of_one_checkpoint() {
     let ckpt = fixtures().join("tiny-bert");
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("w");
-    heal(&[
+    heal_ok(&[
         "weights",
         ckpt.to_str().unwrap(),
         "--out",
@@ -128,20 +118,8 @@ for name, t in load_file(sys.argv[1]).items():
                      outliers=int((np.abs(x - m) > 6 * s).sum()) if s > 0 else 0, count=int(x.size))
 print(json.dumps(out))
 "#;
-    let py = Command::new(venv_python())
-        .args([
-            "-c",
-            script,
-            ckpt.join("model.safetensors").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&py.stderr)
-    );
-    let reference: HashMap<String, serde_json::Value> = serde_json::from_slice(&py.stdout).unwrap();
+    let reference: HashMap<String, serde_json::Value> =
+        python_json(script, &[ckpt.join("model.safetensors").to_str().unwrap()]);
     let stats = read_csv(&dir.join("stats.csv"));
     assert_eq!(stats.len(), reference.len());
     for row in &stats {
@@ -185,7 +163,7 @@ fn change_between_checkpoints_equals_numpy() {
     let ckpt = fixtures().join("tiny-bert");
     let tmp = tempfile::tempdir().unwrap();
     let damaged = tmp.path().join("damaged");
-    heal(&[
+    heal_ok(&[
         "corrupt",
         "--model",
         ckpt.to_str().unwrap(),
@@ -197,7 +175,7 @@ fn change_between_checkpoints_equals_numpy() {
         damaged.to_str().unwrap(),
     ]);
     let dir = tmp.path().join("w");
-    heal(&[
+    heal_ok(&[
         "weights",
         ckpt.to_str().unwrap(),
         damaged.to_str().unwrap(),
@@ -228,21 +206,13 @@ for name in a:
                  float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y))) if np.linalg.norm(x) > 0 and np.linalg.norm(y) > 0 else None]
 print(json.dumps(out))
 "#;
-    let py = Command::new(venv_python())
-        .args([
-            "-c",
-            script,
+    let reference: HashMap<String, Vec<Option<f64>>> = python_json(
+        script,
+        &[
             ckpt.join("model.safetensors").to_str().unwrap(),
             damaged.join("model.safetensors").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&py.stderr)
+        ],
     );
-    let reference: HashMap<String, Vec<Option<f64>>> = serde_json::from_slice(&py.stdout).unwrap();
     let changes = read_csv(&dir.join("changes.csv"));
     assert_eq!(changes.len(), reference.len());
     let mut moved = 0;
@@ -313,7 +283,7 @@ fn a_run_directory_compares_pretrained_corrupted_and_healed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let o = heal(&["weights", run.to_str().unwrap()]);
+    let o = heal_ok(&["weights", run.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("rel. change from start"), "{text}");
     let dir = run.join("weights");

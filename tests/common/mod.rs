@@ -136,3 +136,35 @@ pub fn finetune_tiny(model: &Path, out: &Path, extra: &[&str]) -> std::process::
     );
     output
 }
+
+/// Runs `heal ARGS`; asserts success.
+#[allow(dead_code)]
+pub fn heal_ok(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(heal_bin())
+        .args(args)
+        .output()
+        .expect("heal runs");
+    assert!(
+        out.status.success(),
+        "heal {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a Python script in the project's environment with `args` and parses its stdout as JSON.
+#[allow(dead_code)]
+pub fn python_json<T: serde::de::DeserializeOwned>(script: &str, args: &[&str]) -> T {
+    let out = std::process::Command::new(venv_python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
