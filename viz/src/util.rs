@@ -87,14 +87,15 @@ pub(crate) fn draw_text<DB: DrawingBackend>(
     at: (i32, i32),
     anchor: (HPos, VPos),
 ) -> Result<(), VizError> {
-    if text.is_empty() {
-        return Ok(());
-    }
-    let style = TextStyle::from((FONT, size).into_font())
-        .color(colour)
-        .pos(Pos::new(anchor.0, anchor.1));
-    area.draw_text(text, &style, at)
-        .map_err(|e| draw_err(path, e))
+    draw_text_turned(
+        area,
+        path,
+        text,
+        (size, colour),
+        at,
+        anchor,
+        FontTransform::None,
+    )
 }
 
 /// Like `draw_text`, rotated a quarter turn counter-clockwise (reads bottom to top). The
@@ -108,12 +109,32 @@ pub(crate) fn draw_text_vertical<DB: DrawingBackend>(
     at: (i32, i32),
     anchor: (HPos, VPos),
 ) -> Result<(), VizError> {
+    draw_text_turned(
+        area,
+        path,
+        text,
+        (size, colour),
+        at,
+        anchor,
+        FontTransform::Rotate270,
+    )
+}
+
+fn draw_text_turned<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    path: &Path,
+    text: &str,
+    (size, colour): (u32, &RGBColor),
+    at: (i32, i32),
+    anchor: (HPos, VPos),
+    turn: FontTransform,
+) -> Result<(), VizError> {
     if text.is_empty() {
         return Ok(());
     }
     let style = TextStyle::from((FONT, size).into_font())
         .color(colour)
-        .transform(FontTransform::Rotate270)
+        .transform(turn)
         .pos(Pos::new(anchor.0, anchor.1));
     area.draw_text(text, &style, at)
         .map_err(|e| draw_err(path, e))
