@@ -5,6 +5,7 @@ use crate::corrupt::select::{parse_modules, Include};
 use crate::corrupt::spec::LayerSpec;
 use crate::error::user;
 use crate::model::head::Pooling;
+use crate::model::precision::Precision;
 use crate::train::config::{CheckpointStage, EmbeddingStage};
 use crate::train::optim::OptimizerKind;
 use crate::train::trainable::TrainMode;
@@ -73,6 +74,16 @@ pub struct FinetuneOptions {
     /// auto, cpu, cuda or cuda:N. [default: auto]
     #[arg(long)]
     pub device: Option<String>,
+    /// Matrix-product precision: fp32, or bf16 (bfloat16 products, float32 weights, optimiser,
+    /// LayerNorm and loss; fast on CPUs with AMX/AVX512-BF16 and on Ampere or newer GPUs).
+    /// [default: fp32]
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
+    /// On the CPU, take optimiser steps with heal's fused Adam/AdamW (clipping, update and
+    /// gradient zeroing in two memory passes; the same arithmetic as libtorch's); false uses
+    /// libtorch's optimiser. [default: true]
+    #[arg(long)]
+    pub fused_optimizer: Option<bool>,
     /// libtorch threads. [default: one per core]
     #[arg(long)]
     pub threads: Option<usize>,
@@ -165,6 +176,8 @@ impl FinetuneOptions {
             grad_clip,
             seed,
             device,
+            precision,
+            fused_optimizer,
             threads,
             out,
             corrupt,
@@ -222,6 +235,8 @@ impl FinetuneOptions {
             grad_clip: self.grad_clip.unwrap_or(1.0),
             seed: self.seed.unwrap_or(42),
             device: self.device.unwrap_or_else(|| "auto".into()),
+            precision: self.precision.unwrap_or_default(),
+            fused_optimizer: self.fused_optimizer.unwrap_or(true),
             threads: self.threads,
             corrupt: LayerSpec::parse(self.corrupt.as_deref().unwrap_or("none"))?,
             method: Method::parse(self.method.as_deref().unwrap_or("reinit"))?,

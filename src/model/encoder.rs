@@ -3,6 +3,7 @@
 
 use super::config::{Activation, EncoderConfig, Family};
 use super::layout::Layout;
+use super::precision::{self, to_f32};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -159,24 +160,24 @@ impl Layer {
             t.view([b, s, self.num_heads, h / self.num_heads])
                 .transpose(1, 2)
         };
-        let q = heads(self.q.forward(xs));
-        let k = heads(self.k.forward(xs));
-        let v = heads(self.v.forward(xs));
+        // Under bf16 the products below run in bfloat16 (attention included); LayerNorm,
+        // residual sums and dropout stay float32.
+        let q = heads(precision::linear(&self.q, xs));
+        let k = heads(precision::linear(&self.k, xs));
+        let v = heads(precision::linear(&self.v, xs));
         let p = if train { self.attention_dropout } else { 0.0 };
         let context =
             Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false)
                 .transpose(1, 2)
                 .reshape([b, s, h]);
-        let mut attn = self.o.forward(&context);
+        let mut attn = to_f32(precision::linear(&self.o, &context));
         if self.dropout_after_attention_output {
             attn = attn.dropout(self.hidden_dropout, train);
         }
         let attn = self.ln_attn.forward(&(attn + xs));
-        let ffn = activate(&self.ffn_in.forward(&attn), self.activation);
-        let ffn = self
-            .ffn_out
-            .forward(&ffn)
-            .dropout(self.hidden_dropout, train);
+        let ffn = activate(&precision::linear(&self.ffn_in, &attn), self.activation);
+        let ffn =
+            to_f32(precision::linear(&self.ffn_out, &ffn)).dropout(self.hidden_dropout, train);
         self.ln_ffn.forward(&(ffn + attn))
     }
 }

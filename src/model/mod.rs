@@ -5,6 +5,7 @@ pub mod config;
 pub mod encoder;
 pub mod head;
 pub mod layout;
+pub mod precision;
 pub mod tokenizer;
 
 use crate::fsio;

@@ -38,6 +38,12 @@ pub struct FinetuneConfig {
     pub grad_clip: f64,
     pub seed: u64,
     pub device: String,
+    /// Matrix-product precision (fp32, or bf16 mixed precision).
+    #[serde(default)]
+    pub precision: crate::model::precision::Precision,
+    /// Fused optimiser step on the CPU (float32): the same update as libtorch's, in two passes.
+    #[serde(default = "yes")]
+    pub fused_optimizer: bool,
     /// libtorch intra-op threads; None keeps libtorch's default (one per core).
     pub threads: Option<usize>,
     pub out: PathBuf,
@@ -117,4 +123,8 @@ impl FinetuneConfig {
     pub fn dumps(&self, stage: EmbeddingStage) -> bool {
         self.dump_embeddings.contains(&stage)
     }
+}
+
+fn yes() -> bool {
+    true
 }

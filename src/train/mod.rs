@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod eval;
+pub mod fused;
 pub mod optim;
 pub mod trainable;
 pub mod trainer;

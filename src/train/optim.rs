@@ -42,6 +42,84 @@ pub fn build(
     Ok(opt)
 }
 
+/// The optimiser the training loop drives: the fused CPU step (see [`super::fused`]) where it
+/// applies, else libtorch's optimiser with [`clip_grad_norm`].
+pub enum Stepper {
+    Torch {
+        opt: nn::Optimizer,
+        trainable: Vec<Tensor>,
+    },
+    Fused {
+        opt: super::fused::FusedAdam,
+        /// The fused step leaves gradients zeroed; only the first backward pass needs a
+        /// separate zeroing.
+        zeroed: bool,
+    },
+}
+
+impl Stepper {
+    /// `fused`: use the fused step when every trainable tensor is a contiguous float32 CPU
+    /// tensor (otherwise, and on GPUs, libtorch's optimiser).
+    pub fn new(
+        vs: &nn::VarStore,
+        kind: OptimizerKind,
+        lr: f64,
+        weight_decay: f64,
+        fused: bool,
+    ) -> anyhow::Result<Self> {
+        let trainable = vs.trainable_variables();
+        if fused && super::fused::FusedAdam::supports(&trainable) {
+            let decoupled = kind == OptimizerKind::Adamw;
+            return Ok(Stepper::Fused {
+                opt: super::fused::FusedAdam::new(&trainable, lr, weight_decay, decoupled),
+                zeroed: false,
+            });
+        }
+        Ok(Stepper::Torch {
+            opt: build(vs, kind, lr, weight_decay)?,
+            trainable,
+        })
+    }
+
+    pub fn is_fused(&self) -> bool {
+        matches!(self, Stepper::Fused { .. })
+    }
+
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            Stepper::Torch { opt, .. } => opt.set_lr(lr),
+            Stepper::Fused { opt, .. } => opt.lr = lr,
+        }
+    }
+
+    pub fn zero_grad(&mut self) {
+        match self {
+            Stepper::Torch { opt, .. } => opt.zero_grad(),
+            Stepper::Fused { opt, zeroed } => {
+                if !*zeroed {
+                    opt.zero_grad();
+                    *zeroed = true;
+                }
+            }
+        }
+    }
+
+    /// Clips the gradients to a global norm of `max_norm` (0: off) and steps.
+    pub fn step(&mut self, max_norm: f64) {
+        match self {
+            Stepper::Torch { opt, trainable } => {
+                if max_norm > 0.0 {
+                    let _ = clip_grad_norm(trainable, max_norm);
+                }
+                opt.step();
+            }
+            Stepper::Fused { opt, .. } => {
+                opt.step(max_norm);
+            }
+        }
+    }
+}
+
 /// Linear warm-up over the first `warmup_steps` optimiser steps, then linear decay to zero at
 /// `total_steps`. `step` counts from 0; the first step already gets a non-zero rate.
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -55,6 +55,7 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
     if let Some(n) = cfg.threads {
         tch::set_num_threads(n as i32);
     }
+    crate::model::precision::set(cfg.precision);
     let model_dir = defaults::resolve_model(&cfg.model)?;
     let files = crate::model::checkpoint::CheckpointFiles::locate(&model_dir)?;
     let model_config = crate::model::config::EncoderConfig::from_file(&files.config)?;
@@ -189,7 +190,6 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
             .filter(|e| e.ids.len() >= p.max_len)
             .count()
     };
-    let trainable: Vec<Tensor> = p.model.vs.trainable_variables();
     let head_only = cfg.train == TrainMode::Head;
     let mut run_json = RunJson {
         config: cfg,
@@ -277,7 +277,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     // libtorch reports some failures (an overflowing optimiser state, say) by panicking inside
     // tch: record them as a failed run instead of leaving a directory without result.json.
     let loop_result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train_loop(cfg, &p, &run, &trainable, schedule, head_only)
+        train_loop(cfg, &p, &run, schedule, head_only)
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -383,7 +383,6 @@ fn train_loop(
     cfg: &FinetuneConfig,
     p: &Prepared,
     run: &RunDir,
-    trainable: &[Tensor],
     schedule: LinearSchedule,
     head_only: bool,
 ) -> anyhow::Result<LoopOutput> {
@@ -392,7 +391,17 @@ fn train_loop(
     let cache = head_only && cfg.feature_cache;
     let mut features: Option<Tensor> = None;
     let mut eval_features: Option<Tensor> = None;
-    let mut opt = optim::build(&p.model.vs, cfg.optimizer, cfg.lr, cfg.weight_decay)?;
+    let mut opt = optim::Stepper::new(
+        &p.model.vs,
+        cfg.optimizer,
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.fused_optimizer,
+    )?;
+    log::debug!(
+        "optimiser step: {}",
+        if opt.is_fused() { "fused" } else { "libtorch" }
+    );
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut epochs: Vec<EpochRecord> = Vec::new();
     let mut best = BestSnapshot::default();
@@ -442,10 +451,7 @@ fn train_loop(
             opt.zero_grad();
             loss.backward();
             p.trainable.mask_gradients();
-            if cfg.grad_clip > 0.0 {
-                let _ = optim::clip_grad_norm(trainable, cfg.grad_clip);
-            }
-            opt.step();
+            opt.step(cfg.grad_clip);
             p.trainable.restore_frozen_entries();
             step += 1;
             seen += indices.len();
