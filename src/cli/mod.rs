@@ -3,6 +3,7 @@
 
 pub mod corrupt;
 pub mod curves;
+pub mod data;
 pub mod demo;
 pub mod drift;
 pub mod embed;
@@ -53,6 +54,8 @@ pub enum Command {
     Drift(drift::DriftArgs),
     /// 2-D t-SNE maps of [CLS] embeddings, one per run or the paper's Figure 1 as panels.
     Tsne(tsne::TsneArgs),
+    /// Datasets from the Hugging Face hub in heal's JSON-lines form (`heal data fetch NAME`).
+    Data(data::DataArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Weights(args) => weights::run(args),
         Command::Drift(args) => drift::run(args),
         Command::Tsne(args) => tsne::run(args),
+        Command::Data(args) => data::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod batching;
 pub mod bbc;
+pub mod fetch;
 pub mod format;
 pub mod labels;
 
