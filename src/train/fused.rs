@@ -134,15 +134,17 @@ impl FusedAdam {
                 }
             }
         }
-        let norm = work
+        // Per-chunk sums collected in order and added sequentially: the same norm, bit for
+        // bit, whatever the thread count or scheduling (runs stay reproducible).
+        let partial: Vec<f64> = work
             .par_iter()
             .map(|w| {
                 // SAFETY: the gradient chunk is valid for `len` reads (see `Work`).
                 let g = unsafe { std::slice::from_raw_parts(w.g, w.len) };
                 g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()
             })
-            .sum::<f64>()
-            .sqrt();
+            .collect();
+        let norm = partial.iter().sum::<f64>().sqrt();
         let coef = if max_norm > 0.0 {
             (max_norm / (norm + 1e-6)).min(1.0) as f32
         } else {
