@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod model;
 pub mod run_dir;
 pub mod summary;
+pub mod sweep;
 pub mod train;
 pub mod versions;

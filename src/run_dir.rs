@@ -32,6 +32,11 @@ pub struct EpochRecord {
     /// Share of evaluation examples given to the most predicted class.
     pub predicted_majority_share: f64,
     pub collapsed: bool,
+    /// Weighted F1 and accuracy on the validation carve-out (runs with --validation-split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_f1_weighted: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

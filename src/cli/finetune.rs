@@ -34,6 +34,12 @@ pub struct FinetuneOptions {
     /// Evaluate on a seeded, stratified carve-out of this fraction of the training data.
     #[arg(long)]
     pub eval_split: Option<f64>,
+    /// Also carve this fraction of the training data (seeded, stratified, after
+    /// --max-train-examples) as a validation split, scored every epoch next to the evaluation
+    /// split: epochs and learning rates can then be chosen without the evaluation split
+    /// (`heal report --select validation`).
+    #[arg(long)]
+    pub validation_split: Option<f64>,
     /// Train on a seeded random subset of this many training examples.
     #[arg(long)]
     pub max_train_examples: Option<usize>,
@@ -163,6 +169,7 @@ impl FinetuneOptions {
             data,
             eval_data,
             eval_split,
+            validation_split,
             max_train_examples,
             epochs,
             lr,
@@ -222,6 +229,7 @@ impl FinetuneOptions {
             data,
             eval_data: self.eval_data,
             eval_split: self.eval_split,
+            validation_split: self.validation_split,
             max_train_examples: self.max_train_examples,
             epochs: self.epochs.unwrap_or(3),
             lr: self.lr.unwrap_or(5e-5),
@@ -297,6 +305,13 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
         if !(f > 0.0 && f < 1.0) {
             return Err(user(format!(
                 "--eval-split {f}: give a fraction between 0 and 1, e.g. 0.1"
+            )));
+        }
+    }
+    if let Some(f) = cfg.validation_split {
+        if !(f > 0.0 && f < 1.0) {
+            return Err(user(format!(
+                "--validation-split {f}: give a fraction between 0 and 1, e.g. 0.1"
             )));
         }
     }

@@ -8,6 +8,8 @@ pub mod demo;
 pub mod drift;
 pub mod embed;
 pub mod finetune;
+pub mod report;
+pub mod sweep;
 pub mod tsne;
 pub mod weights;
 
@@ -52,6 +54,11 @@ pub enum Command {
     /// Representation drift between two embedding sets per layer (CKA, cosine, class
     /// separation, silhouette, k-NN), or a CKA heatmap of many runs against a reference.
     Drift(drift::DriftArgs),
+    /// Run a grid of fine-tuning runs (resumable), plan it, run one cell, or write a Slurm
+    /// job-array script.
+    Sweep(sweep::SweepArgs),
+    /// Table 2-style tables (markdown, CSV) and F1-against-corruption charts of a sweep.
+    Report(report::ReportArgs),
     /// 2-D t-SNE maps of [CLS] embeddings, one per run or the paper's Figure 1 as panels.
     Tsne(tsne::TsneArgs),
     /// Datasets from the Hugging Face hub in heal's JSON-lines form (`heal data fetch NAME`).
@@ -68,6 +75,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Weights(args) => weights::run(args),
         Command::Drift(args) => drift::run(args),
         Command::Tsne(args) => tsne::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Report(args) => report::run(args),
         Command::Data(args) => data::run(args),
     }
 }

@@ -22,6 +22,10 @@ pub struct FinetuneConfig {
     pub eval_data: Option<PathBuf>,
     /// A stratified carve-out of the training data for evaluation.
     pub eval_split: Option<f64>,
+    /// A stratified carve-out of the training data scored every epoch beside the evaluation
+    /// split, for choosing epochs and learning rates without the evaluation split.
+    #[serde(default)]
+    pub validation_split: Option<f64>,
     /// Train on a seeded random subset of this many examples.
     pub max_train_examples: Option<usize>,
     pub epochs: usize,

@@ -38,6 +38,8 @@ struct Prepared {
     task: TaskData,
     train: Tokenized,
     eval: Tokenized,
+    /// The --validation-split carve-out, scored every epoch.
+    validation: Option<Tokenized>,
     tokenizer_source: &'static str,
     max_len: usize,
     model: SequenceClassifier,
@@ -66,13 +68,8 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         (None, Some(f)) => EvalSource::Carve(f),
         (None, None) => EvalSource::Builtin,
     };
-    let mut task = data::load_task(&cfg.data, &eval_source, cfg.seed)?;
-    if let Some(n) = cfg.max_train_examples {
-        task.train = data::subsample(std::mem::take(&mut task.train), n, cfg.seed);
-    }
     let types = model_config.uses_token_types();
-    let train = Tokenized::new(&encoder, &task.train, types)?;
-    let eval = Tokenized::new(&encoder, &task.eval, types)?;
+    let (task, train, eval, validation) = tokenized_task(cfg, &model_dir, &encoder, &eval_source, types, max_len)?;
     for (split, t) in [("training", &train), ("evaluation", &eval)] {
         if let Some(id) = t.encoded.iter().flat_map(|e| e.ids.iter()).copied().max() {
             if id >= model_config.vocab_size {
@@ -117,6 +114,7 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         task,
         train,
         eval,
+        validation,
         tokenizer_source: encoder.source,
         max_len,
         model,
@@ -132,6 +130,76 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         .collect(),
         prepare_seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// What decides a tokenised task: runs that agree on all of it (cells of a sweep that differ
+/// only in corruption, learning rate, ...) share one tokenisation within a process.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct TaskKey {
+    model_dir: PathBuf,
+    data: String,
+    eval: String,
+    seed: u64,
+    max_train_examples: Option<usize>,
+    validation: Option<u64>,
+    max_len: usize,
+    types: bool,
+}
+
+type CachedTask = (TaskData, Tokenized, Tokenized, Option<Tokenized>);
+
+static TASK_CACHE: std::sync::Mutex<Vec<(TaskKey, CachedTask)>> = std::sync::Mutex::new(Vec::new());
+
+/// Loads and tokenises the task, or takes it from the process-wide cache. The cache keeps the
+/// last few tasks (a sweep's datasets), not every one ever seen.
+fn tokenized_task(
+    cfg: &FinetuneConfig,
+    model_dir: &std::path::Path,
+    encoder: &TextEncoder,
+    eval_source: &EvalSource,
+    types: bool,
+    max_len: usize,
+) -> anyhow::Result<CachedTask> {
+    let key = TaskKey {
+        model_dir: model_dir.to_path_buf(),
+        data: cfg.data.clone(),
+        eval: format!("{eval_source:?}"),
+        seed: cfg.seed,
+        max_train_examples: cfg.max_train_examples,
+        validation: cfg.validation_split.map(f64::to_bits),
+        max_len,
+        types,
+    };
+    let mut cache = TASK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, hit)) = cache.iter().find(|(k, _)| *k == key) {
+        log::debug!("tokenised {} taken from this process's cache", cfg.data);
+        return Ok(hit.clone());
+    }
+    let mut task = data::load_task(&cfg.data, eval_source, cfg.seed)?;
+    if let Some(n) = cfg.max_train_examples {
+        task.train = data::subsample(std::mem::take(&mut task.train), n, cfg.seed);
+    }
+    let validation = match cfg.validation_split {
+        Some(f) => {
+            let (rest, held) = data::carve(std::mem::take(&mut task.train), f, cfg.seed)
+                .map_err(|e| crate::error::user(format!("--validation-split: {e:#}")))?;
+            task.train = rest;
+            task.train_source
+                .push_str(&format!(", less a {f} validation carve-out ({} examples)", held.len()));
+            Some(Tokenized::new(encoder, &held, types)?)
+        }
+        None => None,
+    };
+    let train = Tokenized::new(encoder, &task.train, types)?;
+    let eval = Tokenized::new(encoder, &task.eval, types)?;
+    if cache.len() >= 4 {
+        cache.remove(0);
+    }
+    cache.push((
+        key,
+        (task.clone(), train.clone(), eval.clone(), validation.clone()),
+    ));
+    Ok((task, train, eval, validation))
 }
 
 #[derive(Serialize)]
@@ -485,6 +553,10 @@ fn train_loop(
             Some(f) => evaluate_features(&p.model.head, f, &p.eval.labels, cfg.eval_batch_size),
             None => evaluate(&p.model, &p.eval, cfg.eval_batch_size),
         };
+        let validation = p.validation.as_ref().map(|v| {
+            let ev = evaluate(&p.model, v, cfg.eval_batch_size);
+            metrics::scores(&v.labels, &ev.predicted, num_labels)
+        });
         let eval_seconds = eval_started.elapsed().as_secs_f64();
         timings.eval_seconds += eval_seconds;
         let s = metrics::scores(&p.eval.labels, &ev.predicted, num_labels);
@@ -507,6 +579,8 @@ fn train_loop(
                 num_labels,
                 cfg.collapse_threshold,
             ),
+            validation_f1_weighted: validation.as_ref().map(|s| s.f1_weighted),
+            validation_accuracy: validation.as_ref().map(|s| s.accuracy),
         };
         log::info!(
             "epoch {epoch}/{}: train loss {:.4}, eval loss {:.4}, accuracy {:.4}, weighted F1 {:.4}, macro F1 {:.4} ({:.0} s, {:.1} ex/s)",

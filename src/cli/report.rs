@@ -1,0 +1,42 @@
+//! `heal report`: tables and charts from a sweep directory.
+
+use crate::sweep::report::{self, Protocol};
+use crate::sweep::Plan;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Example:
+  heal report runs/sweep-cpu                    # report.md, report.csv, f1-vs-corruption-*.png
+  heal report runs/sweep-cpu --select validation")]
+pub struct ReportArgs {
+    /// The sweep directory (with plan.json and cells/), as written by `heal sweep`, by any
+    /// number of machines.
+    pub sweep: PathBuf,
+    /// How epoch and learning rate are chosen: eval (the paper's: by the evaluation split's
+    /// score) or validation (by a validation carve-out; cells need validation-split).
+    #[arg(long, value_enum, default_value_t = Protocol::Eval)]
+    pub select: Protocol,
+    /// Output folder. [default: SWEEP/report]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let plan = Plan::read(&args.sweep)?;
+    let report = report::build(&plan, args.select)?;
+    let out = args.out.unwrap_or_else(|| args.sweep.join("report"));
+    let written = report::write(&report, &out)?;
+    println!("{}", report.markdown);
+    for p in written {
+        eprintln!("wrote {}", p.display());
+    }
+    if report.finished < report.cells {
+        eprintln!(
+            "{} of {} cells are not finished: their table cells say so",
+            report.cells - report.finished,
+            report.cells
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! `heal sweep`: run a grid of fine-tuning runs (or plan it, run one cell, or write an sbatch
+//! job-array script for Slurm).
+
+use crate::error::user;
+use crate::sweep::{self, Plan, SlurmOptions};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  heal sweep --config examples/grids/cpu.toml --out runs/sweep-cpu      # run every cell
+  heal sweep --config GRID.toml --out SWEEP --plan                      # write SWEEP/plan.json only
+  heal sweep --out SWEEP --cell 3                                       # run cell 3 of the plan
+  heal sweep --config GRID.toml --out SWEEP --slurm --partition gpu --gpus 1 --time 04:00:00
+  heal report SWEEP
+
+Cells are run directories SWEEP/cells/<name>/. A cell with a result.json is finished and is
+skipped on a rerun; an interrupted cell (no result.json) is run again from the start.")]
+pub struct SweepArgs {
+    /// The grid (TOML): [base] options shared by every cell (any `heal finetune` option but
+    /// out), [grid] lists per axis (model, data, corrupt, method, train, pooling, lr, seed), or
+    /// [[dataset]] tables (name, data, eval-data, ...) instead of grid.data. Not needed with
+    /// --cell when SWEEP/plan.json exists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The sweep directory: plan.json, cells/, logs/, report/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only write the manifest of cells (SWEEP/plan.json) and list them.
+    #[arg(long)]
+    pub plan: bool,
+    /// Run only this cell (0-based index in plan.json), e.g. $SLURM_ARRAY_TASK_ID.
+    #[arg(long)]
+    pub cell: Option<usize>,
+    /// Write SWEEP/sweep.sbatch, a Slurm job array with one task per cell, and print how to
+    /// submit it.
+    #[arg(long)]
+    pub slurm: bool,
+    /// Slurm partition. [default: the cluster's default]
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Slurm time limit per cell.
+    #[arg(long, default_value = "02:00:00")]
+    pub time: String,
+    /// CPUs per cell (also libtorch's thread count in the task).
+    #[arg(long, default_value_t = 4)]
+    pub cpus: u32,
+    /// Memory per cell.
+    #[arg(long, default_value = "16G")]
+    pub mem: String,
+    /// GPUs per cell (--gres=gpu:N).
+    #[arg(long, default_value_t = 0)]
+    pub gpus: u32,
+    /// Slurm job name.
+    #[arg(long, default_value = "heal-sweep")]
+    pub job_name: String,
+    /// libtorch threads for the cells run here (overrides the grid).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    let mut plan = match (&args.config, args.cell) {
+        (Some(grid), _) => Plan::from_grid(grid, &args.out)?,
+        (None, Some(_)) => Plan::read(&args.out)?,
+        (None, None) => {
+            return Err(user(
+                "--config GRID.toml is needed (or --cell I with an existing SWEEP/plan.json)",
+            ))
+        }
+    };
+    if let Some(n) = args.threads {
+        for c in &mut plan.cells {
+            c.config.threads = Some(n);
+        }
+    }
+    if args.config.is_some() && args.cell.is_none() {
+        plan.write(&args.out)?;
+    }
+    if args.plan {
+        let finished = plan.cells.iter().filter(|c| sweep::is_finished(c)).count();
+        for c in &plan.cells {
+            let mark = if sweep::is_finished(c) { "finished" } else { "to run" };
+            println!("{:>4}  {:<8}  {}", c.index, mark, c.name);
+        }
+        println!(
+            "{} cells ({} finished); plan: {}",
+            plan.cells.len(),
+            finished,
+            args.out.join(sweep::PLAN_JSON).display()
+        );
+        return Ok(());
+    }
+    if args.slurm {
+        let heal = std::env::current_exe()?;
+        let opts = SlurmOptions {
+            partition: args.partition.clone(),
+            time: args.time.clone(),
+            cpus: args.cpus,
+            mem: args.mem.clone(),
+            gpus: args.gpus,
+            job_name: args.job_name.clone(),
+        };
+        let script = sweep::sbatch_script(&plan, &args.out, &heal, &opts)?;
+        std::fs::create_dir_all(args.out.join("logs"))?;
+        let path = args.out.join("sweep.sbatch");
+        crate::fsio::write_atomic(&path, script.as_bytes())?;
+        println!("{}", path.display());
+        println!(
+            "submit: sbatch {}   then, when the array is done: heal report {}",
+            path.display(),
+            args.out.display()
+        );
+        return Ok(());
+    }
+    if let Some(i) = args.cell {
+        let n = plan.cells.len();
+        let cell = plan.cells.get(i).ok_or_else(|| {
+            user(format!(
+                "--cell {i}: the plan in {} has cells 0 to {}",
+                args.out.display(),
+                n.saturating_sub(1)
+            ))
+        })?;
+        sweep::run_cell(cell, n)?;
+        return Ok(());
+    }
+    sweep::run_all(&plan)?;
+    println!(
+        "sweep finished: {} cells in {}; next: heal report {}",
+        plan.cells.len(),
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
+}

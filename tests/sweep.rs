@@ -1,0 +1,405 @@
+//! `heal sweep` and `heal report` on the tiny fixtures: cells, skipping finished cells, a run
+//! killed with SIGKILL and resumed, the report against the cells' own result.json files, a
+//! collapsed cell flagged and left out, plan/cell/slurm modes, and bad grids.
+
+mod common;
+
+use common::{fixtures, heal_bin, heal_ok};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+fn grid(dir: &Path, lrs: &str, extra_base: &str) -> PathBuf {
+    let data = fixtures().join("tiny-data");
+    let text = format!(
+        r#"
+[base]
+epochs = 4
+batch-size = 8
+device = "cpu"
+threads = 1
+{extra_base}
+
+[grid]
+model = ["{model}"]
+corrupt = ["none", "bottom:50%", "top:50%", "all"]
+lr = [{lrs}]
+seed = [1, 2]
+
+[[dataset]]
+name = "tiny"
+data = "{train}"
+eval-data = "{test}"
+"#,
+        model = fixtures().join("tiny-bert").display(),
+        train = data.join("train.jsonl").display(),
+        test = data.join("test.jsonl").display(),
+    );
+    let path = dir.join("grid.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn sweep(grid: &Path, out: &Path) -> std::process::Output {
+    heal_ok(&[
+        "sweep",
+        "--config",
+        grid.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+fn result_times(out: &Path) -> Vec<(String, SystemTime)> {
+    let mut v: Vec<(String, SystemTime)> = std::fs::read_dir(out.join("cells"))
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            let r = e.path().join("result.json");
+            r.is_file().then(|| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::metadata(&r).unwrap().modified().unwrap(),
+                )
+            })
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn best_f1(cell: &Path) -> f64 {
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("result.json")).unwrap()).unwrap();
+    r["best"]["f1_weighted"].as_f64().unwrap()
+}
+
+#[test]
+fn sweep_runs_every_cell_resumes_after_kill_and_reports_from_the_cells() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = grid(tmp.path(), "1e-2", "");
+    // Uninterrupted reference.
+    let full = tmp.path().join("full");
+    sweep(&g, &full);
+    let finished = result_times(&full);
+    assert_eq!(finished.len(), 8, "4 corruption specs x 2 seeds");
+
+    // A rerun runs nothing: every result.json keeps its time.
+    let out = sweep(&g, &full);
+    assert_eq!(result_times(&full), finished);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("finished earlier, skipped").count(), 8, "{log}");
+
+    // Killed with SIGKILL once some (not all) cells are finished, then rerun.
+    let killed = tmp.path().join("killed");
+    let mut child = Command::new(heal_bin())
+        .args(["sweep", "--config", g.to_str().unwrap(), "--out"])
+        .arg(&killed)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let n = killed
+            .join("cells")
+            .is_dir()
+            .then(|| result_times(&killed).len())
+            .unwrap_or(0);
+        if n >= 3 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "no cell finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = result_times(&killed);
+    assert!(before.len() < 8, "the sweep was killed before its end");
+    let out = sweep(&g, &killed);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let after = result_times(&killed);
+    assert_eq!(after.len(), 8);
+    for (name, t) in &before {
+        assert!(after.contains(&(name.clone(), *t)), "{name} was rerun");
+    }
+    assert_eq!(
+        log.matches("finished earlier, skipped").count(),
+        before.len(),
+        "{log}"
+    );
+
+    // The resumed sweep's report equals the uninterrupted one's (same seeds, same scores).
+    heal_ok(&["report", full.to_str().unwrap()]);
+    heal_ok(&["report", killed.to_str().unwrap()]);
+    let csv_full = std::fs::read_to_string(full.join("report/report.csv")).unwrap();
+    let csv_killed = std::fs::read_to_string(killed.join("report/report.csv")).unwrap();
+    assert_eq!(csv_full, csv_killed);
+    assert!(full.join("report/report.md").is_file());
+    let png = std::fs::read(full.join("report/f1-vs-corruption-tiny-bert.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+
+    // Each mean is the mean of the two seeds' result.json best scores.
+    let mut rows = csv::Reader::from_reader(csv_full.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let mut seen = 0;
+    for row in rows.records() {
+        let row = row.unwrap();
+        let corrupt = &row[col("corrupt")];
+        let f1s: Vec<f64> = [1, 2]
+            .iter()
+            .map(|s| {
+                best_f1(&full.join("cells").join(format!(
+                    "tiny-bert_tiny_{}_reinit_full_cls_lr1e-2_s{s}",
+                    heal::sweep::slug(corrupt)
+                )))
+            })
+            .collect();
+        let ok = row[col("runs_ok")].parse::<usize>().unwrap();
+        if ok == 2 {
+            let mean: f64 = row[col("mean_f1")].parse().unwrap();
+            assert!((mean - (f1s[0] + f1s[1]) / 2.0).abs() < 1e-12, "{corrupt}");
+            let sd: f64 = row[col("std_f1")].parse().unwrap();
+            let expected = (f1s[0] - f1s[1]).abs() / 2f64.sqrt();
+            assert!((sd - expected).abs() < 1e-12, "{corrupt}: std {sd} vs {expected}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1, "no table cell with both seeds ok");
+}
+
+#[test]
+fn a_collapsed_cell_is_flagged_and_left_out_of_the_mean() {
+    let tmp = tempfile::tempdir().unwrap();
+    // lr 1e-1 sends tiny-bert to a single predicted class; 1e-2 learns.
+    let g = grid(tmp.path(), "1e-2, 1e-1", "");
+    let out = tmp.path().join("sweep");
+    sweep(&g, &out);
+    let report = heal_ok(&["report", out.to_str().unwrap()]);
+    let md = String::from_utf8_lossy(&report.stdout).into_owned();
+    let mut flagged = Vec::new();
+    for entry in std::fs::read_dir(out.join("cells")).unwrap() {
+        let dir = entry.unwrap().path();
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap())
+                .unwrap();
+        if r["status"] != "ok" {
+            flagged.push(dir.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(
+        flagged.iter().any(|n| n.contains("lr1e-1")),
+        "no lr 1e-1 cell collapsed or diverged: {flagged:?}"
+    );
+    // Every flagged run is listed with its status, and none is in a mean.
+    assert!(md.contains("## Flagged runs"), "{md}");
+    for name in &flagged {
+        assert!(md.contains(name.as_str()), "{name} not listed:\n{md}");
+    }
+    let csv_text = std::fs::read_to_string(out.join("report/report.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv_text.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    for row in rows.records() {
+        let row = row.unwrap();
+        let corrupt = heal::sweep::slug(&row[col("corrupt")]);
+        let chosen: f64 = match row[col("lr")].parse() {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        // The mean is over the ok runs at the chosen rate only.
+        let mut ok = Vec::new();
+        for s in [1, 2] {
+            let dir = out.join("cells").join(format!(
+                "tiny-bert_tiny_{corrupt}_reinit_full_cls_lr{chosen:e}_s{s}"
+            ));
+            let r: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap())
+                    .unwrap();
+            if r["status"] == "ok" {
+                ok.push(r["best"]["f1_weighted"].as_f64().unwrap());
+            }
+        }
+        assert_eq!(row[col("runs_ok")].parse::<usize>().unwrap(), ok.len());
+        if !ok.is_empty() {
+            let mean: f64 = row[col("mean_f1")].parse().unwrap();
+            assert!((mean - ok.iter().sum::<f64>() / ok.len() as f64).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn validation_protocol_chooses_on_the_carve_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = grid(tmp.path(), "1e-2", "validation-split = 0.25");
+    let out = tmp.path().join("sweep");
+    sweep(&g, &out);
+    heal_ok(&["report", out.to_str().unwrap(), "--select", "validation"]);
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(md.contains("validation protocol"), "{md}");
+    // The clean cell's reported score is the test F1 of the epoch with the best validation F1.
+    let cell = out
+        .join("cells")
+        .join("tiny-bert_tiny_none_reinit_full_cls_lr1e-2_s1");
+    let metrics: Vec<serde_json::Value> = std::fs::read_to_string(cell.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(metrics.len(), 4);
+    let chosen = metrics
+        .iter()
+        .max_by(|a, b| {
+            let (x, y) = (
+                a["validation_f1_weighted"].as_f64().unwrap(),
+                b["validation_f1_weighted"].as_f64().unwrap(),
+            );
+            x.total_cmp(&y)
+                .then(b["epoch"].as_u64().cmp(&a["epoch"].as_u64()))
+        })
+        .unwrap();
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("run.json")).unwrap()).unwrap();
+    // 96 training examples, a quarter held out for validation.
+    assert_eq!(run["data"]["train_examples"], 72);
+    let csv_text = std::fs::read_to_string(out.join("report/report.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv_text.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let clean = rows
+        .records()
+        .map(|r| r.unwrap())
+        .find(|r| &r[col("corrupt")] == "none")
+        .unwrap();
+    assert_eq!(&clean[col("protocol")], "validation");
+    if clean[col("runs_ok")].parse::<usize>().unwrap() == 2 {
+        let other = out
+            .join("cells")
+            .join("tiny-bert_tiny_none_reinit_full_cls_lr1e-2_s2");
+        let m2: Vec<serde_json::Value> = std::fs::read_to_string(other.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let c2 = m2
+            .iter()
+            .max_by(|a, b| {
+                let (x, y) = (
+                    a["validation_f1_weighted"].as_f64().unwrap(),
+                    b["validation_f1_weighted"].as_f64().unwrap(),
+                );
+                x.total_cmp(&y)
+                    .then(b["epoch"].as_u64().cmp(&a["epoch"].as_u64()))
+            })
+            .unwrap();
+        let expected =
+            (chosen["f1_weighted"].as_f64().unwrap() + c2["f1_weighted"].as_f64().unwrap()) / 2.0;
+        let mean: f64 = clean[col("mean_f1")].parse().unwrap();
+        assert!((mean - expected).abs() < 1e-12, "{mean} vs {expected}");
+    }
+    // Without validation scores, --select validation is a one-line error, exit 2.
+    let plain = tmp.path().join("plain");
+    let g2 = grid(tmp.path(), "1e-2", "");
+    let text = std::fs::read_to_string(&g2)
+        .unwrap()
+        .replace(r#"corrupt = ["none", "bottom:50%", "top:50%", "all"]"#, r#"corrupt = ["none"]"#)
+        .replace("seed = [1, 2]", "seed = [1]");
+    std::fs::write(&g2, text).unwrap();
+    sweep(&g2, &plain);
+    let out = Command::new(heal_bin())
+        .args(["report", plain.to_str().unwrap(), "--select", "validation"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("validation-split"), "{err}");
+}
+
+#[test]
+fn plan_cell_and_slurm_script() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = grid(tmp.path(), "1e-2", "");
+    let out = tmp.path().join("sweep");
+    let plan = heal_ok(&[
+        "sweep",
+        "--config",
+        g.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--plan",
+    ]);
+    let listing = String::from_utf8_lossy(&plan.stdout);
+    assert!(listing.contains("8 cells (0 finished)"), "{listing}");
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+    let cells = p["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 8);
+    assert!(!out.join("cells").exists(), "--plan runs nothing");
+    // Cell 3 alone, from plan.json (no --config).
+    heal_ok(&["sweep", "--out", out.to_str().unwrap(), "--cell", "3"]);
+    let name = cells[3]["name"].as_str().unwrap();
+    assert!(out.join("cells").join(name).join("result.json").is_file());
+    assert_eq!(result_times(&out).len(), 1);
+    // A cell index past the plan: exit 2.
+    let bad = Command::new(heal_bin())
+        .args(["sweep", "--out", out.to_str().unwrap(), "--cell", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    // The sbatch script: one array task per cell, each running its cell of this plan.
+    heal_ok(&[
+        "sweep",
+        "--config",
+        g.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--slurm",
+        "--partition",
+        "debug",
+        "--cpus",
+        "1",
+        "--mem",
+        "1G",
+        "--time",
+        "00:10:00",
+    ]);
+    let script = std::fs::read_to_string(out.join("sweep.sbatch")).unwrap();
+    for line in [
+        "#SBATCH --array=0-7",
+        "#SBATCH --partition=debug",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --mem=1G",
+        "#SBATCH --time=00:10:00",
+        "--cell \"$SLURM_ARRAY_TASK_ID\"",
+    ] {
+        assert!(script.contains(line), "{line} missing:\n{script}");
+    }
+    assert!(!script.contains("--gres"), "no GPUs asked for");
+}
+
+#[test]
+fn bad_grids_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[grid]\ncorrupt = [\"none\"]\nbogus = 1\n", "bogus"),
+        ("[grid]\nlr = []\n", "grid.lr is an empty list"),
+        ("[base]\nout = \"x\"\n", "[base] sets `out`"),
+        ("[grid]\ncorrupt = [\"sideways:50%\"]\n", "sideways"),
+        ("[base]\nepochs = 0\n", "--epochs 0"),
+    ];
+    for (text, needle) in cases {
+        let g = tmp.path().join("bad.toml");
+        std::fs::write(&g, text).unwrap();
+        let out = Command::new(heal_bin())
+            .args(["sweep", "--config", g.to_str().unwrap(), "--out"])
+            .arg(tmp.path().join("never"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{needle} not in {err}");
+        assert!(!tmp.path().join("never").exists(), "nothing written for {text}");
+    }
+}
