@@ -104,10 +104,11 @@ fn slurm_job_array_runs_the_sweep() {
             dir.join("result.json").is_file(),
             "{} has no result.json; task log: {}",
             dir.display(),
-            std::fs::read_to_string(sweep.join("logs").join(format!(
-                "{job}_{}.out",
-                cell["index"]
-            )))
+            std::fs::read_to_string(
+                sweep
+                    .join("logs")
+                    .join(format!("{job}_{}.out", cell["index"]))
+            )
             .unwrap_or_default()
         );
     }

@@ -100,15 +100,18 @@ fn sweep_runs_every_cell_resumes_after_kill_and_reports_from_the_cells() {
         .unwrap();
     let start = Instant::now();
     loop {
-        let n = killed
-            .join("cells")
-            .is_dir()
-            .then(|| result_times(&killed).len())
-            .unwrap_or(0);
+        let n = if killed.join("cells").is_dir() {
+            result_times(&killed).len()
+        } else {
+            0
+        };
         if n >= 3 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(300), "no cell finished");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no cell finished"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
@@ -161,7 +164,10 @@ fn sweep_runs_every_cell_resumes_after_kill_and_reports_from_the_cells() {
             assert!((mean - (f1s[0] + f1s[1]) / 2.0).abs() < 1e-12, "{corrupt}");
             let sd: f64 = row[col("std_f1")].parse().unwrap();
             let expected = (f1s[0] - f1s[1]).abs() / 2f64.sqrt();
-            assert!((sd - expected).abs() < 1e-12, "{corrupt}: std {sd} vs {expected}");
+            assert!(
+                (sd - expected).abs() < 1e-12,
+                "{corrupt}: std {sd} vs {expected}"
+            );
             seen += 1;
         }
     }
@@ -302,7 +308,10 @@ fn validation_protocol_chooses_on_the_carve_out() {
     let g2 = grid(tmp.path(), "1e-2", "");
     let text = std::fs::read_to_string(&g2)
         .unwrap()
-        .replace(r#"corrupt = ["none", "bottom:50%", "top:50%", "all"]"#, r#"corrupt = ["none"]"#)
+        .replace(
+            r#"corrupt = ["none", "bottom:50%", "top:50%", "all"]"#,
+            r#"corrupt = ["none"]"#,
+        )
         .replace("seed = [1, 2]", "seed = [1]");
     std::fs::write(&g2, text).unwrap();
     sweep(&g2, &plain);
@@ -400,6 +409,9 @@ fn bad_grids_are_one_line_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(needle), "{needle} not in {err}");
-        assert!(!tmp.path().join("never").exists(), "nothing written for {text}");
+        assert!(
+            !tmp.path().join("never").exists(),
+            "nothing written for {text}"
+        );
     }
 }

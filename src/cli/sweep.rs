@@ -80,7 +80,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     if args.plan {
         let finished = plan.cells.iter().filter(|c| sweep::is_finished(c)).count();
         for c in &plan.cells {
-            let mark = if sweep::is_finished(c) { "finished" } else { "to run" };
+            let mark = if sweep::is_finished(c) {
+                "finished"
+            } else {
+                "to run"
+            };
             println!("{:>4}  {:<8}  {}", c.index, mark, c.name);
         }
         println!(

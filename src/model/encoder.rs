@@ -162,9 +162,10 @@ impl Layer {
         };
         // Under bf16 the products below run in bfloat16 (attention included); LayerNorm,
         // residual sums and dropout stay float32.
-        let q = heads(precision::linear(&self.q, xs));
-        let k = heads(precision::linear(&self.k, xs));
-        let v = heads(precision::linear(&self.v, xs));
+        // q, k and v as one product of the stacked weights.
+        let mut qkv = precision::fused_linear(&[&self.q, &self.k, &self.v], xs).into_iter();
+        let mut next = || heads(qkv.next().expect("three projections"));
+        let (q, k, v) = (next(), next(), next());
         let p = if train { self.attention_dropout } else { 0.0 };
         let context =
             Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false)

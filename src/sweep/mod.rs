@@ -88,8 +88,12 @@ impl Plan {
     /// Reads a grid file and lays out its cells under `sweep_dir`. Every cell's options are
     /// checked here, so a bad grid fails before anything runs.
     pub fn from_grid(grid_path: &Path, sweep_dir: &Path) -> anyhow::Result<Plan> {
-        let text = std::fs::read_to_string(grid_path)
-            .map_err(|e| user(format!("{}: cannot read the grid ({e})", grid_path.display())))?;
+        let text = std::fs::read_to_string(grid_path).map_err(|e| {
+            user(format!(
+                "{}: cannot read the grid ({e})",
+                grid_path.display()
+            ))
+        })?;
         let grid: GridFile = toml::from_str(&text).map_err(|e| {
             let msg = e.message().replace('\n', " ");
             match e.span() {
@@ -162,7 +166,10 @@ impl Plan {
             .pooling
             .clone()
             .unwrap_or_else(|| vec![b.pooling.unwrap_or_default()]);
-        let lrs = axes.lr.clone().unwrap_or_else(|| vec![b.lr.unwrap_or(5e-5)]);
+        let lrs = axes
+            .lr
+            .clone()
+            .unwrap_or_else(|| vec![b.lr.unwrap_or(5e-5)]);
         let seeds = axes
             .seed
             .clone()
@@ -313,10 +320,7 @@ pub fn run_cell(cell: &Cell, of: usize) -> anyhow::Result<bool> {
 pub fn run_all(plan: &Plan) -> anyhow::Result<()> {
     let n = plan.cells.len();
     let done = plan.cells.iter().filter(|c| is_finished(c)).count();
-    log::info!(
-        "{n} cells, {done} finished earlier, {} to run",
-        n - done
-    );
+    log::info!("{n} cells, {done} finished earlier, {} to run", n - done);
     let mut failed = Vec::new();
     for cell in &plan.cells {
         if let Err(e) = run_cell(cell, n) {

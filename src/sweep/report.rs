@@ -115,9 +115,17 @@ fn level_of(corrupt: &str) -> (String, Option<f64>, Option<&'static str>) {
             for side in ["bottom", "top"] {
                 if let Some(rest) = c.strip_prefix(side).and_then(|r| r.strip_prefix(':')) {
                     if let Some(p) = rest.strip_suffix('%').and_then(|p| p.parse::<f64>().ok()) {
-                        return (format!("{p}%"), Some(p), Some(if side == "bottom" { "bottom" } else { "top" }));
+                        return (
+                            format!("{p}%"),
+                            Some(p),
+                            Some(if side == "bottom" { "bottom" } else { "top" }),
+                        );
                     }
-                    return (format!("{rest} layers"), None, Some(if side == "bottom" { "bottom" } else { "top" }));
+                    return (
+                        format!("{rest} layers"),
+                        None,
+                        Some(if side == "bottom" { "bottom" } else { "top" }),
+                    );
                 }
             }
             (c.to_string(), None, None)
@@ -275,14 +283,26 @@ pub fn build(plan: &Plan, protocol: Protocol) -> anyhow::Result<Report> {
         .filter_map(|a| {
             a.mean_f1.map(|m| {
                 (
-                    (a.model.clone(), a.dataset.clone(), a.method.clone(), a.train.clone(), a.pooling.clone()),
+                    (
+                        a.model.clone(),
+                        a.dataset.clone(),
+                        a.method.clone(),
+                        a.train.clone(),
+                        a.pooling.clone(),
+                    ),
                     m,
                 )
             })
         })
         .collect();
     for a in &mut aggregates {
-        let key = (a.model.clone(), a.dataset.clone(), a.method.clone(), a.train.clone(), a.pooling.clone());
+        let key = (
+            a.model.clone(),
+            a.dataset.clone(),
+            a.method.clone(),
+            a.train.clone(),
+            a.pooling.clone(),
+        );
         if let (Some(m), Some(c)) = (a.mean_f1, clean.get(&key)) {
             a.recovery_ratio = Some(m / c);
         }
@@ -401,7 +421,10 @@ fn markdown(
             .collect();
         let datasets = datasets_of(&aggs);
         let rows = rows_of(&aggs);
-        for (title, ratio) in [("Weighted F1", false), ("Recovery ratio (F1 / clean F1)", true)] {
+        for (title, ratio) in [
+            ("Weighted F1", false),
+            ("Recovery ratio (F1 / clean F1)", true),
+        ] {
             md.push_str(&format!(
                 "\n## {title}: method {method}, --train {train}, pooling {pooling}\n\n| model | corrupted |"
             ));
@@ -542,7 +565,11 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
                         points: line("top"),
                     },
                 ];
-                if let Some(c) = cells.iter().find(|a| a.corrupt == "none").and_then(|a| a.mean_f1) {
+                if let Some(c) = cells
+                    .iter()
+                    .find(|a| a.corrupt == "none")
+                    .and_then(|a| a.mean_f1)
+                {
                     series.push(viz::Series {
                         name: "clean".into(),
                         points: vec![(0.0, c * 100.0), (100.0, c * 100.0)],
@@ -562,11 +589,19 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 continue;
             }
             let suffix = if settings(&report.aggregates).len() > 1 {
-                format!("-{}-{}-{}", super::slug(&method), super::slug(&train), pooling)
+                format!(
+                    "-{}-{}-{}",
+                    super::slug(&method),
+                    super::slug(&train),
+                    pooling
+                )
             } else {
                 String::new()
             };
-            let png = out.join(format!("f1-vs-corruption-{}{suffix}.png", super::slug(&model)));
+            let png = out.join(format!(
+                "f1-vs-corruption-{}{suffix}.png",
+                super::slug(&model)
+            ));
             viz::line_panels(&png, &panels, (520, 400))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
             written.push(png);
@@ -584,7 +619,10 @@ mod tests {
         assert_eq!(level_of("none"), ("0%".into(), Some(0.0), None));
         assert_eq!(level_of("all"), ("100%".into(), Some(100.0), None));
         assert_eq!(level_of("top:25%"), ("25%".into(), Some(25.0), Some("top")));
-        assert_eq!(level_of("bottom:3"), ("3 layers".into(), None, Some("bottom")));
+        assert_eq!(
+            level_of("bottom:3"),
+            ("3 layers".into(), None, Some("bottom"))
+        );
     }
 
     #[test]

@@ -69,7 +69,8 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         (None, None) => EvalSource::Builtin,
     };
     let types = model_config.uses_token_types();
-    let (task, train, eval, validation) = tokenized_task(cfg, &model_dir, &encoder, &eval_source, types, max_len)?;
+    let (task, train, eval, validation) =
+        tokenized_task(cfg, &model_dir, &encoder, &eval_source, types, max_len)?;
     for (split, t) in [("training", &train), ("evaluation", &eval)] {
         if let Some(id) = t.encoded.iter().flat_map(|e| e.ids.iter()).copied().max() {
             if id >= model_config.vocab_size {
@@ -184,8 +185,10 @@ fn tokenized_task(
             let (rest, held) = data::carve(std::mem::take(&mut task.train), f, cfg.seed)
                 .map_err(|e| crate::error::user(format!("--validation-split: {e:#}")))?;
             task.train = rest;
-            task.train_source
-                .push_str(&format!(", less a {f} validation carve-out ({} examples)", held.len()));
+            task.train_source.push_str(&format!(
+                ", less a {f} validation carve-out ({} examples)",
+                held.len()
+            ));
             Some(Tokenized::new(encoder, &held, types)?)
         }
         None => None,
@@ -197,7 +200,12 @@ fn tokenized_task(
     }
     cache.push((
         key,
-        (task.clone(), train.clone(), eval.clone(), validation.clone()),
+        (
+            task.clone(),
+            train.clone(),
+            eval.clone(),
+            validation.clone(),
+        ),
     ));
     Ok((task, train, eval, validation))
 }
