@@ -280,3 +280,36 @@ fn a_libtorch_failure_mid_run_still_writes_result_json() {
     assert_eq!(result.status, Status::Failed);
     assert!(result.reason.contains("libtorch"), "{}", result.reason);
 }
+
+#[test]
+fn bf16_precision_trains_and_is_recorded() {
+    // bf16 products (the stacked q/k/v product included) on the tiny BERT: the loss falls and
+    // the run records its precision.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    finetune(
+        "tiny-bert",
+        &run,
+        &[
+            "--epochs",
+            "4",
+            "--batch-size",
+            "8",
+            "--lr",
+            "1e-2",
+            "--precision",
+            "bf16",
+        ],
+    );
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["config"]["precision"], "bf16");
+    let epochs = read_metrics(&run).unwrap();
+    assert_eq!(epochs.len(), 4);
+    assert!(epochs.iter().all(|e| e.train_loss.is_finite()));
+    assert!(
+        epochs[3].train_loss < epochs[0].train_loss,
+        "{:?}",
+        epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>()
+    );
+}

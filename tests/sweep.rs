@@ -234,6 +234,29 @@ fn a_collapsed_cell_is_flagged_and_left_out_of_the_mean() {
     }
 }
 
+/// The number of epochs in a cell's metrics.jsonl and the epoch with the best validation F1
+/// (the earlier one on a tie).
+fn chosen_by_validation(cell: &Path) -> (usize, serde_json::Value) {
+    let metrics: Vec<serde_json::Value> = std::fs::read_to_string(cell.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let chosen = metrics
+        .iter()
+        .max_by(|a, b| {
+            let (x, y) = (
+                a["validation_f1_weighted"].as_f64().unwrap(),
+                b["validation_f1_weighted"].as_f64().unwrap(),
+            );
+            x.total_cmp(&y)
+                .then(b["epoch"].as_u64().cmp(&a["epoch"].as_u64()))
+        })
+        .unwrap()
+        .clone();
+    (metrics.len(), chosen)
+}
+
 #[test]
 fn validation_protocol_chooses_on_the_carve_out() {
     let tmp = tempfile::tempdir().unwrap();
@@ -247,23 +270,8 @@ fn validation_protocol_chooses_on_the_carve_out() {
     let cell = out
         .join("cells")
         .join("tiny-bert_tiny_none_reinit_full_cls_lr1e-2_s1");
-    let metrics: Vec<serde_json::Value> = std::fs::read_to_string(cell.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(metrics.len(), 4);
-    let chosen = metrics
-        .iter()
-        .max_by(|a, b| {
-            let (x, y) = (
-                a["validation_f1_weighted"].as_f64().unwrap(),
-                b["validation_f1_weighted"].as_f64().unwrap(),
-            );
-            x.total_cmp(&y)
-                .then(b["epoch"].as_u64().cmp(&a["epoch"].as_u64()))
-        })
-        .unwrap();
+    let (epochs, chosen) = chosen_by_validation(&cell);
+    assert_eq!(epochs, 4);
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(cell.join("run.json")).unwrap()).unwrap();
     // 96 training examples, a quarter held out for validation.
@@ -282,22 +290,7 @@ fn validation_protocol_chooses_on_the_carve_out() {
         let other = out
             .join("cells")
             .join("tiny-bert_tiny_none_reinit_full_cls_lr1e-2_s2");
-        let m2: Vec<serde_json::Value> = std::fs::read_to_string(other.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let c2 = m2
-            .iter()
-            .max_by(|a, b| {
-                let (x, y) = (
-                    a["validation_f1_weighted"].as_f64().unwrap(),
-                    b["validation_f1_weighted"].as_f64().unwrap(),
-                );
-                x.total_cmp(&y)
-                    .then(b["epoch"].as_u64().cmp(&a["epoch"].as_u64()))
-            })
-            .unwrap();
+        let (_, c2) = chosen_by_validation(&other);
         let expected =
             (chosen["f1_weighted"].as_f64().unwrap() + c2["f1_weighted"].as_f64().unwrap()) / 2.0;
         let mean: f64 = clean[col("mean_f1")].parse().unwrap();
