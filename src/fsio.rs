@@ -1,6 +1,7 @@
 //! Atomic file writes: a temporary name in the same folder, then a rename, so that a reader
 //! (or a crash) never sees half a file.
 
+use crate::error::user;
 use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,4 +64,22 @@ pub fn write_dir_atomic(
             .with_context(|| format!("moving {} into place", dir.display()))?;
     }
     Ok(())
+}
+
+/// Reads a TOML file (`what` names it in errors: "config", "grid") into `T`. Every failure is
+/// one line naming the file and, for a parse error, the line.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| user(format!("{}: cannot read the {what} ({e})", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().replace('\n', " ");
+        match e.span() {
+            Some(s) => user(format!(
+                "{}: line {}: {msg}",
+                path.display(),
+                text[..s.start].matches('\n').count() + 1
+            )),
+            None => user(format!("{}: {msg}", path.display())),
+        }
+    })
 }

@@ -203,16 +203,7 @@ impl FinetuneOptions {
     }
 
     pub fn from_toml(path: &Path) -> anyhow::Result<FinetuneOptions> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| user(format!("{}: cannot read the config ({e})", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
-            let msg = e.message().replace('\n', " ");
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-            match line {
-                Some(l) => user(format!("{}: line {l}: {msg}", path.display())),
-                None => user(format!("{}: {msg}", path.display())),
-            }
-        })
+        crate::fsio::read_toml(path, "config")
     }
 
     /// Applies defaults and checks every value.

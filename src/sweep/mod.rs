@@ -88,23 +88,7 @@ impl Plan {
     /// Reads a grid file and lays out its cells under `sweep_dir`. Every cell's options are
     /// checked here, so a bad grid fails before anything runs.
     pub fn from_grid(grid_path: &Path, sweep_dir: &Path) -> anyhow::Result<Plan> {
-        let text = std::fs::read_to_string(grid_path).map_err(|e| {
-            user(format!(
-                "{}: cannot read the grid ({e})",
-                grid_path.display()
-            ))
-        })?;
-        let grid: GridFile = toml::from_str(&text).map_err(|e| {
-            let msg = e.message().replace('\n', " ");
-            match e.span() {
-                Some(s) => user(format!(
-                    "{}: line {}: {msg}",
-                    grid_path.display(),
-                    text[..s.start].matches('\n').count() + 1
-                )),
-                None => user(format!("{}: {msg}", grid_path.display())),
-            }
-        })?;
+        let grid: GridFile = fsio::read_toml(grid_path, "grid")?;
         if grid.base.out.is_some() {
             return Err(user(format!(
                 "{}: [base] sets `out`, but every cell's run directory is SWEEP_DIR/cells/<name>: remove it and pass --out SWEEP_DIR",
