@@ -498,39 +498,16 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let md = out.join("report.md");
     fsio::write_atomic(&md, report.markdown.as_bytes())?;
     written.push(md);
-    let mut csv = String::from("model,dataset,method,train,pooling,corrupt,level,side,protocol,lr,runs_ok,runs_flagged,flagged,runs_unfinished,mean_f1,std_f1,recovery_ratio\n");
-    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+    // One row per table cell; the header is Aggregate's field names.
+    let mut csv = csv::Writer::from_writer(Vec::new());
     for a in &report.aggregates {
-        let q = |s: &str| {
-            if s.contains(',') || s.contains('"') {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_string()
-            }
-        };
-        csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            q(&a.model),
-            q(&a.dataset),
-            q(&a.method),
-            q(&a.train),
-            q(&a.pooling),
-            q(&a.corrupt),
-            q(&a.level),
-            a.side,
-            a.protocol,
-            opt(a.lr),
-            a.runs_ok,
-            a.runs_flagged,
-            q(&a.flagged),
-            a.runs_unfinished,
-            opt(a.mean_f1),
-            opt(a.std_f1),
-            opt(a.recovery_ratio)
-        ));
+        csv.serialize(a)?;
     }
+    let csv = csv
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("report.csv: {e}"))?;
     let csv_path = out.join("report.csv");
-    fsio::write_atomic(&csv_path, csv.as_bytes())?;
+    fsio::write_atomic(&csv_path, &csv)?;
     written.push(csv_path);
     for (method, train, pooling) in settings(&report.aggregates) {
         let aggs: Vec<&Aggregate> = report
