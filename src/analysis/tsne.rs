@@ -4,7 +4,8 @@
 //! * [`Engine::Heal`] (the default) is heal's own Barnes-Hut t-SNE (van der Maaten, "Accelerating
 //!   t-SNE using tree-based algorithms", JMLR 2014), with the optimiser settings of
 //!   scikit-learn's `TSNE(method="barnes_hut")`:
-//!   - exact nearest neighbours, k = min(n - 1, floor(3 * perplexity)), by brute-force squared
+//!   - exact nearest neighbours, k = min(n - 1, floor(3 * perplexity + 1)) (scikit-learn's
+//!     count: 91 at perplexity 30), by brute-force squared
 //!     Euclidean distances on the (PCA-reduced) input;
 //!   - per point, a binary search for the Gaussian precision whose conditional distribution over
 //!     those k neighbours has the requested perplexity (entropy tolerance 1e-5 nats);
@@ -506,9 +507,10 @@ impl Affinities {
     }
 }
 
-/// The number of neighbours t-SNE uses for a perplexity.
+/// The number of neighbours t-SNE uses for a perplexity: scikit-learn's
+/// `min(n - 1, int(3 * perplexity + 1))`.
 pub fn neighbour_count(n: usize, perplexity: f64) -> usize {
-    ((3.0 * perplexity).floor() as usize).clamp(1, n.saturating_sub(1).max(1))
+    ((3.0 * perplexity + 1.0).floor() as usize).clamp(1, n.saturating_sub(1).max(1))
 }
 
 /// P for the rows of `x` (already PCA-reduced, if wanted) at a perplexity, as the heal engine
