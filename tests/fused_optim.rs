@@ -5,6 +5,9 @@ use heal::train::fused::FusedAdam;
 use heal::train::optim::{self, OptimizerKind};
 use tch::{nn, Device, Kind, Tensor};
 
+/// libtorch's seed is process-wide: tests running in parallel must not interleave draws.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Parameters of several shapes (one larger than a work chunk) in a fresh var store.
 fn store(seed: i64) -> nn::VarStore {
     tch::manual_seed(seed);
@@ -27,8 +30,6 @@ fn sorted(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
 /// does or does not engage) through both implementations; returns the largest relative
 /// difference of the parameters.
 fn compare(kind: OptimizerKind, weight_decay: f64, max_norm: f64, grad_scale: f64) -> f64 {
-    // libtorch's seed is process-wide: tests running in parallel must not interleave draws.
-    static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     let reference = store(1);
     let fused_vs = store(1);
@@ -120,4 +121,87 @@ fn only_contiguous_float_cpu_tensors_are_supported() {
     assert!(FusedAdam::supports(&[a.shallow_clone()]));
     assert!(!FusedAdam::supports(&[a.tr()]));
     assert!(!FusedAdam::supports(&[a.to_kind(Kind::Double)]));
+}
+
+/// A word-embedding table trained through sparse gradients (`Tensor::embedding(.., sparse)`,
+/// taken from the backward pass with `run_backward` and given to `step_grads`) against
+/// libtorch's optimiser on the same loss with dense gradients. Ids come from the first 20 of
+/// 50 rows, so 30 rows never get a gradient. Returns the largest relative difference and
+/// whether the untouched rows stayed bit-identical.
+fn compare_sparse(kind: OptimizerKind, weight_decay: f64, max_norm: f64) -> (f64, bool) {
+    let _guard = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+    let make = || {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = vs.root().randn("emb", &[50, 8], 0.0, 1.0);
+        let _ = vs.root().randn("w", &[8, 3], 0.0, 1.0);
+        vs
+    };
+    let (reference, fused_vs) = (make(), make());
+    let lr = 1e-2;
+    let mut torch_opt = optim::build(&reference, kind, lr, weight_decay).unwrap();
+    let ref_vars = sorted(&reference);
+    let fused_vars = sorted(&fused_vs);
+    let fused_list: Vec<Tensor> = fused_vars.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let ref_list: Vec<Tensor> = ref_vars.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let initial = fused_list[0].copy();
+    let mut fused = FusedAdam::new(&fused_list, lr, weight_decay, kind == OptimizerKind::Adamw);
+    let loss_of = |vars: &[Tensor], ids: &Tensor, c: &Tensor, sparse: bool| {
+        let x = Tensor::embedding(&vars[0], ids, -1, false, sparse);
+        (x.matmul(&vars[1]) * c).sum(Kind::Float)
+    };
+    for step in 0..6 {
+        tch::manual_seed(200 + step);
+        // Repeated ids within a batch: the sparse gradient has duplicate rows to coalesce.
+        let ids = Tensor::randint(20, [4, 7], (Kind::Int64, Device::Cpu));
+        let c = Tensor::randn([4, 7, 3], (Kind::Float, Device::Cpu)) * 5.0;
+        torch_opt.zero_grad();
+        loss_of(&ref_list, &ids, &c, false).backward();
+        if max_norm > 0.0 {
+            let _ = optim::clip_grad_norm(&ref_list, max_norm);
+        }
+        torch_opt.step();
+        let loss = loss_of(&fused_list, &ids, &c, true);
+        let grads = Tensor::run_backward(&[&loss], &fused_list, false, false);
+        assert!(grads[0].is_sparse() && !grads[1].is_sparse());
+        let grads: Vec<Option<Tensor>> = grads.into_iter().map(Some).collect();
+        fused.step_grads(&grads, max_norm);
+        // The backward pass wrote no `.grad` field.
+        assert!(!fused_list[0].grad().defined());
+    }
+    let untouched = fused_list[0]
+        .narrow(0, 20, 30)
+        .equal(&initial.narrow(0, 20, 30));
+    let diff = ref_list
+        .iter()
+        .zip(&fused_list)
+        .map(|(a, b)| {
+            let scale = a.abs().max().double_value(&[]).max(0.1);
+            (a - b).abs().max().double_value(&[]) / scale
+        })
+        .fold(0.0, f64::max);
+    (diff, untouched)
+}
+
+#[test]
+fn sparse_embedding_gradients_match_libtorch_and_skip_untouched_rows() {
+    let (d, untouched) = compare_sparse(OptimizerKind::Adamw, 0.0, 1.0);
+    assert!(d < 1e-5, "relative difference {d}");
+    assert!(
+        untouched,
+        "rows without a gradient must not move without weight decay"
+    );
+    let (d, _) = compare_sparse(OptimizerKind::Adam, 0.0, 0.0);
+    assert!(d < 1e-5, "relative difference {d}");
+}
+
+#[test]
+fn sparse_embedding_gradients_with_weight_decay_update_every_row() {
+    // Weight decay moves rows without a gradient too: every row is updated, as libtorch does.
+    let (d, untouched) = compare_sparse(OptimizerKind::Adamw, 0.1, 1.0);
+    assert!(d < 1e-5, "relative difference {d}");
+    assert!(!untouched);
+    let (d, untouched) = compare_sparse(OptimizerKind::Adam, 0.1, 0.0);
+    assert!(d < 1e-5, "relative difference {d}");
+    assert!(!untouched);
 }

@@ -2,10 +2,12 @@
 //! per-layer hidden states. Dropout is active only when `train` is true.
 
 use super::config::{Activation, EncoderConfig, Family};
+use super::dropout;
 use super::layout::Layout;
 use super::precision::{self, to_f32};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Descends a var-store path along a dotted tensor-name prefix (`a.b.c`).
 pub fn sub<'a>(path: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
@@ -71,6 +73,9 @@ pub struct Embeddings {
     dropout: f64,
     /// RoBERTa numbers positions from pad_token_id + 1 and gives padding the pad position.
     roberta_padding_idx: Option<i64>,
+    /// The word embeddings' gradient as a sparse tensor (the rows of the batch's tokens only);
+    /// see [`crate::train::fused`].
+    pub sparse_grad: AtomicBool,
 }
 
 impl Embeddings {
@@ -93,6 +98,7 @@ impl Embeddings {
             layer_norm: layer_norm(root, layout.embeddings_layer_norm, cfg),
             dropout: cfg.hidden_dropout,
             roberta_padding_idx: (cfg.family == Family::Roberta).then_some(cfg.pad_token_id),
+            sparse_grad: AtomicBool::new(false),
         }
     }
 
@@ -105,13 +111,15 @@ impl Embeddings {
             }
             None => Tensor::arange(seq_len, (Kind::Int64, input_ids.device())).unsqueeze(0),
         };
-        let xs = self.word.forward(input_ids) + self.position.forward(&positions);
+        let sparse = self.sparse_grad.load(Ordering::Relaxed);
+        let words = Tensor::embedding(&self.word.ws, input_ids, -1, false, sparse);
+        let xs = words + self.position.forward(&positions);
         // Out of place: `+=` would write into a tensor autograd has already recorded.
         let xs = match &self.token_type {
             Some(tt) => xs + tt.forward(token_type_ids),
             None => xs,
         };
-        self.layer_norm.forward(&xs).dropout(self.dropout, train)
+        dropout::apply(&self.layer_norm.forward(&xs), self.dropout, train)
     }
 }
 
@@ -176,19 +184,35 @@ impl Layer {
                 heads(precision::linear(&self.v, xs)),
             )
         };
-        let p = if train { self.attention_dropout } else { 0.0 };
-        let context =
+        let context = if train && self.attention_dropout > 0.0 && xs.device() == Device::Cpu {
+            // libtorch's fused CPU attention does not take dropout (it falls back to a
+            // composite with `bernoulli_`): the same composite here, with the fast mask.
+            let scale = 1.0 / ((h / self.num_heads) as f64).sqrt();
+            let bias = Tensor::zeros(mask.size(), (Kind::Float, xs.device()))
+                .masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
+            let scores = to_f32(q.matmul(&k.transpose(-2, -1))) * scale + bias;
+            let probs = dropout::apply(
+                &scores.softmax(-1, Kind::Float),
+                self.attention_dropout,
+                true,
+            );
+            probs.to_kind(v.kind()).matmul(&v)
+        } else {
+            let p = if train { self.attention_dropout } else { 0.0 };
             Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false)
-                .transpose(1, 2)
-                .reshape([b, s, h]);
+        };
+        let context = context.transpose(1, 2).reshape([b, s, h]);
         let mut attn = to_f32(precision::linear(&self.o, &context));
         if self.dropout_after_attention_output {
-            attn = attn.dropout(self.hidden_dropout, train);
+            attn = dropout::apply(&attn, self.hidden_dropout, train);
         }
         let attn = self.ln_attn.forward(&(attn + xs));
         let ffn = activate(&precision::linear(&self.ffn_in, &attn), self.activation);
-        let ffn =
-            to_f32(precision::linear(&self.ffn_out, &ffn)).dropout(self.hidden_dropout, train);
+        let ffn = dropout::apply(
+            &to_f32(precision::linear(&self.ffn_out, &ffn)),
+            self.hidden_dropout,
+            train,
+        );
         self.ln_ffn.forward(&(ffn + attn))
     }
 }

@@ -2,6 +2,7 @@
 //! and the pooling that picks the vector they read.
 
 use super::config::{EncoderConfig, Family};
+use super::dropout;
 use super::encoder::linear;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
@@ -99,7 +100,7 @@ impl Head {
                 classifier,
                 dropout,
             } => {
-                let x = pooler.forward(pooled).tanh().dropout(*dropout, train);
+                let x = dropout::apply(&pooler.forward(pooled).tanh(), *dropout, train);
                 classifier.forward(&x)
             }
             Head::DistilBert {
@@ -107,10 +108,7 @@ impl Head {
                 classifier,
                 dropout,
             } => {
-                let x = pre_classifier
-                    .forward(pooled)
-                    .relu()
-                    .dropout(*dropout, train);
+                let x = dropout::apply(&pre_classifier.forward(pooled).relu(), *dropout, train);
                 classifier.forward(&x)
             }
             Head::Roberta {
@@ -118,8 +116,8 @@ impl Head {
                 out_proj,
                 dropout,
             } => {
-                let x = pooled.dropout(*dropout, train);
-                let x = dense.forward(&x).tanh().dropout(*dropout, train);
+                let x = dropout::apply(pooled, *dropout, train);
+                let x = dropout::apply(&dense.forward(&x).tanh(), *dropout, train);
                 out_proj.forward(&x)
             }
         }

@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod dropout;
 pub mod encoder;
 pub mod head;
 pub mod layout;
@@ -90,6 +91,15 @@ impl SequenceClassifier {
             .unwrap_or(&files.dir);
         let report = checkpoint::load_into(&model.vs, &tensors, family, source)?;
         Ok((model, report))
+    }
+
+    /// Whether backward passes give the word embeddings' gradient as a sparse tensor (only the
+    /// rows of the batch's tokens); only the fused optimiser takes such gradients.
+    pub fn set_sparse_embedding_grads(&self, on: bool) {
+        self.encoder
+            .embeddings
+            .sparse_grad
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Hidden states: the embeddings output, then every layer's output ([batch, seq, hidden]).

@@ -6,9 +6,17 @@
 //! gradient: on a small encoder with a large embedding table these memory-bound passes take
 //! longer than the forward and backward pass of a short-sentence batch. Here the whole step is
 //! two passes over memory: one reads every gradient for the global norm, one reads gradient,
-//! moments and parameter once, writes moments and parameter, and zeroes the gradient for the
-//! next backward pass (so no separate `zero_grad` pass is needed). Work is split into chunks
+//! moments and parameter once and writes moments and parameter. Work is split into chunks
 //! across rayon's threads.
+//!
+//! [`FusedAdam::step_grads`] takes the gradients as the backward pass returned them (the
+//! parameters' `.grad` fields stay unset, as with PyTorch's `zero_grad(set_to_none=True)`: no
+//! zeroing pass and no accumulation pass). A gradient may be a sparse COO tensor (the word
+//! embeddings' under [`crate::model::SequenceClassifier::set_sparse_embedding_grads`]): rows
+//! outside it have a zero gradient, and without weight decay the rows that never had a
+//! gradient are skipped, which is exact (their moments are zero, so Adam leaves them
+//! unchanged) and spares most of a large embedding table on short-sentence data.
+//! [`FusedAdam::step`] is the same step on the `.grad` fields, which it zeroes afterwards.
 //!
 //! Numerically it is PyTorch's `torch.optim.AdamW` / `Adam` (bias-corrected moments,
 //! `eps` added after the square root; AdamW decays the parameter by `lr * wd` first, Adam adds
@@ -26,6 +34,10 @@ struct Slot {
     var: Tensor,
     exp_avg: Vec<f32>,
     exp_avg_sq: Vec<f32>,
+    /// Rows (of a 2-D parameter) that have had a non-zero gradient so far: `touched[r]`, and
+    /// the same rows in ascending order. Filled only for sparse gradients.
+    touched: Vec<bool>,
+    touched_rows: Vec<usize>,
 }
 
 pub struct FusedAdam {
@@ -40,19 +52,70 @@ pub struct FusedAdam {
     step: u64,
 }
 
-/// Raw views of one chunk of one parameter, sent to a worker thread.
+/// Raw views of one chunk of one parameter, sent to a worker thread. `g` is null where the
+/// gradient is zero (rows outside a sparse gradient).
 struct Work {
     p: *mut f32,
     g: *mut f32,
     m: *mut f32,
     v: *mut f32,
     len: usize,
+    /// Zero the gradient chunk after use (`.grad` fields reused by the next backward pass).
+    zero: bool,
 }
 
 // The pointers of distinct `Work` items never overlap (distinct tensors or disjoint chunks),
 // and the tensors outlive the parallel section.
 unsafe impl Send for Work {}
 unsafe impl Sync for Work {}
+
+/// The per-step constants of the update.
+struct Consts {
+    coef: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    decay: f32,
+    l2: f32,
+}
+
+impl Consts {
+    fn update(&self, w: &Work) {
+        // SAFETY: distinct chunks never overlap (see `Work`), so each slice is exclusive.
+        let (p, m, v) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(w.p, w.len),
+                std::slice::from_raw_parts_mut(w.m, w.len),
+                std::slice::from_raw_parts_mut(w.v, w.len),
+            )
+        };
+        let g = (!w.g.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(w.g, w.len) });
+        for i in 0..w.len {
+            let mut grad = g.as_ref().map_or(0.0, |g| g[i] * self.coef);
+            let mut param = p[i];
+            if self.l2 != 0.0 {
+                grad += self.l2 * param;
+            }
+            param *= self.decay;
+            let mi = self.b1 * m[i] + (1.0 - self.b1) * grad;
+            let vi = self.b2 * v[i] + (1.0 - self.b2) * grad * grad;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = param - self.step_size * mi / (vi.sqrt() / self.bc2_sqrt + self.eps);
+        }
+        if let (Some(g), true) = (g, w.zero) {
+            g.fill(0.0);
+        }
+    }
+}
+
+/// A coalesced sparse gradient: its rows (ascending) and their values, [rows, width].
+struct SparseGrad {
+    rows: Vec<usize>,
+    values: Tensor,
+}
 
 impl FusedAdam {
     /// Whether the fused step can run on these parameters: CPU, float32, contiguous.
@@ -70,6 +133,8 @@ impl FusedAdam {
                     var: v.shallow_clone(),
                     exp_avg: vec![0.0; n],
                     exp_avg_sq: vec![0.0; n],
+                    touched: Vec::new(),
+                    touched_rows: Vec::new(),
                 }
             })
             .collect();
@@ -85,6 +150,11 @@ impl FusedAdam {
         }
     }
 
+    /// The parameters, in the order [`step_grads`](Self::step_grads) takes their gradients.
+    pub fn vars(&self) -> Vec<&Tensor> {
+        self.slots.iter().map(|s| &s.var).collect()
+    }
+
     fn grads(&self) -> Vec<Option<Tensor>> {
         self.slots
             .iter()
@@ -95,8 +165,10 @@ impl FusedAdam {
             .collect()
     }
 
-    /// Sets every gradient to zero (only needed before the first backward pass: [`step`]
+    /// Sets every `.grad` to zero (only needed before the first backward pass: [`step`]
     /// leaves the gradients zeroed).
+    ///
+    /// [`step`]: Self::step
     pub fn zero_grad(&self) {
         for g in self.grads().into_iter().flatten() {
             let mut g = g;
@@ -104,22 +176,102 @@ impl FusedAdam {
         }
     }
 
-    /// Clips the gradients to a global L2 norm of `max_norm` (0: no clipping), takes one
-    /// optimiser step and zeroes the gradients. Returns the pre-clip gradient norm.
+    /// Clips the `.grad` gradients to a global L2 norm of `max_norm` (0: no clipping), takes
+    /// one optimiser step and zeroes the gradients. Returns the pre-clip gradient norm.
     pub fn step(&mut self, max_norm: f64) -> f64 {
         let grads = self.grads();
+        self.step_inner(&grads, max_norm, true)
+    }
+
+    /// The same step on gradients given in the order of [`vars`](Self::vars) (`None`: no
+    /// gradient, the parameter is left alone); dense gradients must be contiguous float32,
+    /// sparse ones coalescible COO tensors of a 2-D parameter. The gradients are only read.
+    pub fn step_grads(&mut self, grads: &[Option<Tensor>], max_norm: f64) -> f64 {
+        assert_eq!(
+            grads.len(),
+            self.slots.len(),
+            "one gradient slot per parameter"
+        );
+        self.step_inner(grads, max_norm, false)
+    }
+
+    fn step_inner(&mut self, grads: &[Option<Tensor>], max_norm: f64, zero: bool) -> f64 {
+        let all_rows = self.weight_decay != 0.0;
+        // Sparse gradients, coalesced; kept alive until the update has run.
+        let sparse: Vec<Option<SparseGrad>> = grads
+            .iter()
+            .map(|g| match g {
+                Some(g) if g.is_sparse() => {
+                    let g = g.coalesce();
+                    let rows: Vec<i64> = Vec::try_from(g.indices().reshape([-1]))
+                        .expect("sparse gradient indices are int64");
+                    Some(SparseGrad {
+                        rows: rows.into_iter().map(|r| r as usize).collect(),
+                        values: g.values().contiguous(),
+                    })
+                }
+                _ => None,
+            })
+            .collect();
         let mut work = Vec::new();
-        for (slot, g) in self.slots.iter_mut().zip(&grads) {
+        for ((slot, g), sg) in self.slots.iter_mut().zip(grads).zip(&sparse) {
             let Some(g) = g else { continue };
+            let p = slot.var.data_ptr() as *mut f32;
+            let m = slot.exp_avg.as_mut_ptr();
+            let v = slot.exp_avg_sq.as_mut_ptr();
+            if let Some(sg) = sg {
+                let size = slot.var.size();
+                assert!(
+                    size.len() == 2,
+                    "fused optimiser: a sparse gradient of a 2-D parameter"
+                );
+                let (nrows, width) = (size[0] as usize, size[1] as usize);
+                if slot.touched.is_empty() {
+                    slot.touched = vec![false; nrows];
+                }
+                for &r in &sg.rows {
+                    if !slot.touched[r] {
+                        slot.touched[r] = true;
+                        slot.touched_rows.push(r);
+                    }
+                }
+                slot.touched_rows.sort_unstable();
+                let gp = sg.values.data_ptr() as *mut f32;
+                let mut next = sg.rows.iter().enumerate().peekable();
+                let rows: Box<dyn Iterator<Item = usize>> = if all_rows {
+                    Box::new(0..nrows)
+                } else {
+                    Box::new(slot.touched_rows.iter().copied())
+                };
+                for r in rows {
+                    let g = match next.peek() {
+                        Some(&(j, &row)) if row == r => {
+                            next.next();
+                            // SAFETY: j < nnz rows of the [nnz, width] values.
+                            unsafe { gp.add(j * width) }
+                        }
+                        _ => std::ptr::null_mut(),
+                    };
+                    // SAFETY: r < nrows, so the row lies inside every buffer.
+                    unsafe {
+                        work.push(Work {
+                            p: p.add(r * width),
+                            g,
+                            m: m.add(r * width),
+                            v: v.add(r * width),
+                            len: width,
+                            zero: false,
+                        });
+                    }
+                }
+                continue;
+            }
             assert!(
                 g.is_contiguous() && g.kind() == Kind::Float,
                 "fused optimiser: gradient of a parameter is not contiguous float32"
             );
             let n = slot.exp_avg.len();
-            let p = slot.var.data_ptr() as *mut f32;
             let gp = g.data_ptr() as *mut f32;
-            let m = slot.exp_avg.as_mut_ptr();
-            let v = slot.exp_avg_sq.as_mut_ptr();
             for start in (0..n).step_by(CHUNK) {
                 let len = CHUNK.min(n - start);
                 // SAFETY: start + len <= n, the length of every buffer.
@@ -130,6 +282,7 @@ impl FusedAdam {
                         m: m.add(start),
                         v: v.add(start),
                         len,
+                        zero,
                     });
                 }
             }
@@ -139,6 +292,9 @@ impl FusedAdam {
         let partial: Vec<f64> = work
             .par_iter()
             .map(|w| {
+                if w.g.is_null() {
+                    return 0.0;
+                }
                 // SAFETY: the gradient chunk is valid for `len` reads (see `Work`).
                 let g = unsafe { std::slice::from_raw_parts(w.g, w.len) };
                 g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()
@@ -154,45 +310,26 @@ impl FusedAdam {
         let t = self.step as i32;
         let bc1 = 1.0 - self.beta1.powi(t);
         let bc2 = 1.0 - self.beta2.powi(t);
-        let step_size = (self.lr / bc1) as f32;
-        let bc2_sqrt = bc2.sqrt() as f32;
-        let (b1, b2) = (self.beta1 as f32, self.beta2 as f32);
-        let eps = self.eps as f32;
-        let decay = if self.decoupled {
-            (1.0 - self.lr * self.weight_decay) as f32
-        } else {
-            1.0
+        let consts = Consts {
+            coef,
+            step_size: (self.lr / bc1) as f32,
+            bc2_sqrt: bc2.sqrt() as f32,
+            b1: self.beta1 as f32,
+            b2: self.beta2 as f32,
+            eps: self.eps as f32,
+            decay: if self.decoupled {
+                (1.0 - self.lr * self.weight_decay) as f32
+            } else {
+                1.0
+            },
+            l2: if self.decoupled {
+                0.0
+            } else {
+                self.weight_decay as f32
+            },
         };
-        let l2 = if self.decoupled {
-            0.0
-        } else {
-            self.weight_decay as f32
-        };
-        work.par_iter().for_each(|w| {
-            // SAFETY: distinct chunks never overlap (see `Work`), so each slice is exclusive.
-            let (p, g, m, v) = unsafe {
-                (
-                    std::slice::from_raw_parts_mut(w.p, w.len),
-                    std::slice::from_raw_parts_mut(w.g, w.len),
-                    std::slice::from_raw_parts_mut(w.m, w.len),
-                    std::slice::from_raw_parts_mut(w.v, w.len),
-                )
-            };
-            for i in 0..w.len {
-                let mut grad = g[i] * coef;
-                g[i] = 0.0;
-                let mut param = p[i];
-                if l2 != 0.0 {
-                    grad += l2 * param;
-                }
-                param *= decay;
-                let mi = b1 * m[i] + (1.0 - b1) * grad;
-                let vi = b2 * v[i] + (1.0 - b2) * grad * grad;
-                m[i] = mi;
-                v[i] = vi;
-                p[i] = param - step_size * mi / (vi.sqrt() / bc2_sqrt + eps);
-            }
-        });
+        work.par_iter().for_each(|w| consts.update(w));
+        drop(sparse);
         norm
     }
 }

@@ -104,6 +104,64 @@ impl Stepper {
         }
     }
 
+    /// One training step from `loss`: the backward pass, `mask` applied to each dense
+    /// gradient (with its parameter), clipping to a global norm of `max_norm` (0: off) and the
+    /// optimiser step. The fused step takes the gradients straight from the backward pass, so
+    /// the `.grad` fields are never written (no zeroing and no accumulation passes).
+    pub fn backward_step(
+        &mut self,
+        loss: &Tensor,
+        mask: impl Fn(&Tensor, &Tensor) -> Option<Tensor>,
+        max_norm: f64,
+    ) {
+        match self {
+            Stepper::Torch { opt, trainable } => {
+                opt.zero_grad();
+                loss.backward();
+                tch::no_grad(|| {
+                    for var in trainable.iter() {
+                        let mut g = var.grad();
+                        if g.defined() {
+                            if let Some(m) = mask(var, &g) {
+                                g.copy_(&m);
+                            }
+                        }
+                    }
+                });
+                if max_norm > 0.0 {
+                    let _ = clip_grad_norm(trainable, max_norm);
+                }
+                opt.step();
+            }
+            Stepper::Fused { opt, .. } => {
+                // Frozen tensors (requires_grad off) stay in the var store's trainable list;
+                // they get no gradient.
+                let vars: Vec<Tensor> = opt.vars().into_iter().map(|v| v.shallow_clone()).collect();
+                let live: Vec<&Tensor> = vars.iter().filter(|v| v.requires_grad()).collect();
+                let mut computed = Tensor::run_backward(&[loss], &live, false, false).into_iter();
+                let grads: Vec<Option<Tensor>> = tch::no_grad(|| {
+                    vars.iter()
+                        .map(|var| {
+                            if !var.requires_grad() {
+                                return None;
+                            }
+                            let g = computed.next().expect("one gradient per input");
+                            if !g.defined() {
+                                return None;
+                            }
+                            if g.is_sparse() {
+                                return Some(g);
+                            }
+                            let g = g.contiguous();
+                            Some(mask(var, &g).unwrap_or(g))
+                        })
+                        .collect()
+                });
+                opt.step_grads(&grads, max_norm);
+            }
+        }
+    }
+
     /// Clips the gradients to a global norm of `max_norm` (0: off) and steps.
     pub fn step(&mut self, max_norm: f64) {
         match self {

@@ -135,16 +135,13 @@ impl Trainable {
         }
     }
 
-    /// Zeroes the gradient outside each partial tensor's mask.
-    pub fn mask_gradients(&self) {
-        tch::no_grad(|| {
-            for p in &self.partial {
-                let mut g = p.var.grad();
-                if g.defined() {
-                    let _ = g.g_mul_(&p.mask);
-                }
-            }
-        });
+    /// `grad` with the frozen entries of `var` zeroed, when `var` is a partially trainable
+    /// tensor (None otherwise).
+    pub fn masked_gradient(&self, var: &Tensor, grad: &Tensor) -> Option<Tensor> {
+        self.partial
+            .iter()
+            .find(|p| p.var.data_ptr() == var.data_ptr())
+            .map(|p| grad * &p.mask)
     }
 
     /// Puts back the frozen entries of partial tensors (so that no optimiser term, weight decay

@@ -83,6 +83,7 @@ fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         }
     }
     tch::manual_seed(cfg.seed as i64);
+    crate::model::dropout::seed(cfg.seed);
     let (model, load_report) = SequenceClassifier::from_checkpoint(
         &files,
         model_config,
@@ -474,6 +475,8 @@ fn train_loop(
         cfg.weight_decay,
         cfg.fused_optimizer,
     )?;
+    p.model
+        .set_sparse_embedding_grads(opt.is_fused() && !head_only);
     log::debug!(
         "optimiser step: {}",
         if opt.is_fused() { "fused" } else { "libtorch" }
@@ -524,10 +527,11 @@ fn train_loop(
                 -100,
                 0.0,
             );
-            opt.zero_grad();
-            loss.backward();
-            p.trainable.mask_gradients();
-            opt.step(cfg.grad_clip);
+            opt.backward_step(
+                &loss,
+                |var, grad| p.trainable.masked_gradient(var, grad),
+                cfg.grad_clip,
+            );
             p.trainable.restore_frozen_entries();
             step += 1;
             seen += indices.len();
