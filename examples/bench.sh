@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite: heal and its Python peers (HF transformers on PyTorch, scikit-learn,
 # openTSNE) on the same machine, data and settings, one after the other; prints a table of
-# ratios and writes runs/bench/results.{json,md}. About 30 minutes on 2 cores (29.4 measured).
+# ratios and writes runs/bench/results.{json,md}. About 30 minutes on 2 cores (29.0 measured).
 #
 #   bash examples/bench.sh                      # everything
 #   bash examples/bench.sh --only finetune      # parts: matmul,finetune,probe,tsne

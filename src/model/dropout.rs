@@ -46,6 +46,7 @@ fn fill_generic(out: &mut [f32], key: u64, threshold: u32, scale: f32) {
             *r = draw(b * 64 + j);
         }
         // On little-endian machines draw 2k is the low half of hash k, draw 2k + 1 the high.
+        // SAFETY: both arrays are 512 bytes and every bit pattern is a valid u32.
         let draws: [u32; 128] = unsafe { std::mem::transmute(block) };
         for (o, &d) in chunk.iter_mut().zip(&draws) {
             *o = pick(d);
