@@ -6,6 +6,10 @@ logging and checkpointing around it.
   --padding max      pad every example to --max-len, as run_glue.py does by default
   --padding dynamic  pad each batch to its longest example, batches drawn with HF's own
                      LengthGroupedSampler (Trainer's group_by_length): HF at its best
+  --grouping shuffled  with dynamic padding: the same length groups (1,600-example
+                     megabatches sorted by length) but the batches in random order, as heal
+                     draws them, instead of the sampler's long-to-short walk (for comparing F1
+                     at the same batch order)
   --precision bf16   torch.autocast(bfloat16) around forward and loss
   --train head       a linear probe the HF way: the encoder frozen (requires_grad off), the
                      head (pooler + classifier) trained, every epoch re-encoding the data and
@@ -41,6 +45,10 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--padding", choices=["max", "dynamic"], default="dynamic")
+    ap.add_argument("--grouping", choices=["hf", "shuffled"], default="hf",
+                    help="with --padding dynamic: hf = HF's LengthGroupedSampler (each 1,600-example "
+                         "megabatch walked from long to short); shuffled = the same length groups, "
+                         "batches in random order (heal's order)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--train-mode", choices=["full", "head"], default="full")
     ap.add_argument("--eval-each-epoch", action="store_true")
@@ -125,7 +133,14 @@ def main():
     generator = torch.Generator().manual_seed(args.seed)
     train_seconds = 0.0
     for epoch in range(args.epochs):
-        if args.padding == "dynamic":
+        if args.padding == "dynamic" and args.grouping == "shuffled":
+            perm = torch.randperm(len(train), generator=generator).tolist()
+            batches = []
+            for g in range(0, len(perm), args.batch_size * 50):
+                group = sorted(perm[g:g + args.batch_size * 50], key=lambda i: -len(train[i]["input_ids"]))
+                batches += [group[b:b + args.batch_size] for b in range(0, len(group), args.batch_size)]
+            order = [i for k in torch.randperm(len(batches), generator=generator).tolist() for i in batches[k]]
+        elif args.padding == "dynamic":
             sampler = LengthGroupedSampler(args.batch_size, dataset=train,
                                            lengths=[len(f["input_ids"]) for f in train], generator=generator)
             order = list(iter(sampler))
