@@ -51,9 +51,6 @@ pub enum Stepper {
     },
     Fused {
         opt: super::fused::FusedAdam,
-        /// The fused step leaves gradients zeroed; only the first backward pass needs a
-        /// separate zeroing.
-        zeroed: bool,
     },
 }
 
@@ -72,7 +69,6 @@ impl Stepper {
             let decoupled = kind == OptimizerKind::Adamw;
             return Ok(Stepper::Fused {
                 opt: super::fused::FusedAdam::new(&trainable, lr, weight_decay, decoupled),
-                zeroed: false,
             });
         }
         Ok(Stepper::Torch {
@@ -88,19 +84,7 @@ impl Stepper {
     pub fn set_lr(&mut self, lr: f64) {
         match self {
             Stepper::Torch { opt, .. } => opt.set_lr(lr),
-            Stepper::Fused { opt, .. } => opt.lr = lr,
-        }
-    }
-
-    pub fn zero_grad(&mut self) {
-        match self {
-            Stepper::Torch { opt, .. } => opt.zero_grad(),
-            Stepper::Fused { opt, zeroed } => {
-                if !*zeroed {
-                    opt.zero_grad();
-                    *zeroed = true;
-                }
-            }
+            Stepper::Fused { opt } => opt.lr = lr,
         }
     }
 
@@ -133,7 +117,7 @@ impl Stepper {
                 }
                 opt.step();
             }
-            Stepper::Fused { opt, .. } => {
+            Stepper::Fused { opt } => {
                 // Frozen tensors (requires_grad off) stay in the var store's trainable list;
                 // they get no gradient.
                 let vars: Vec<Tensor> = opt.vars().into_iter().map(|v| v.shallow_clone()).collect();
@@ -158,21 +142,6 @@ impl Stepper {
                         .collect()
                 });
                 opt.step_grads(&grads, max_norm);
-            }
-        }
-    }
-
-    /// Clips the gradients to a global norm of `max_norm` (0: off) and steps.
-    pub fn step(&mut self, max_norm: f64) {
-        match self {
-            Stepper::Torch { opt, trainable } => {
-                if max_norm > 0.0 {
-                    let _ = clip_grad_norm(trainable, max_norm);
-                }
-                opt.step();
-            }
-            Stepper::Fused { opt, .. } => {
-                opt.step(max_norm);
             }
         }
     }
