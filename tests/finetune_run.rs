@@ -9,12 +9,25 @@ use heal::model::head::Pooling;
 use heal::model::tokenizer::TextEncoder;
 use heal::model::SequenceClassifier;
 use heal::run_dir::{read_metrics, read_result, Status};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tch::Device;
 
 fn finetune(model: &str, out: &Path, extra: &[&str]) -> std::process::Output {
     common::finetune_tiny(&fixtures().join(model), out, extra)
+}
+
+/// Fine-tunes tiny-bert (batch 8, lr 3e-3, plus `extra`) into `dir`; the (train, eval) loss of
+/// every epoch.
+fn tiny_bert_losses(dir: &Path, extra: &[&str]) -> Vec<(f64, f64)> {
+    let mut args = vec!["--batch-size", "8", "--lr", "3e-3"];
+    args.extend_from_slice(extra);
+    finetune("tiny-bert", dir, &args);
+    read_metrics(dir)
+        .unwrap()
+        .iter()
+        .map(|e| (e.train_loss, e.eval_loss))
+        .collect()
 }
 
 fn test_texts() -> Vec<String> {
@@ -136,27 +149,8 @@ fn roberta_run_directory_and_checkpoint_in_hf() {
 #[test]
 fn same_seed_same_numbers_other_seed_other_numbers() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = |name: &str, seed: &str| -> Vec<(f64, f64)> {
-        let dir: PathBuf = tmp.path().join(name);
-        finetune(
-            "tiny-bert",
-            &dir,
-            &[
-                "--epochs",
-                "2",
-                "--batch-size",
-                "8",
-                "--lr",
-                "3e-3",
-                "--seed",
-                seed,
-            ],
-        );
-        read_metrics(&dir)
-            .unwrap()
-            .iter()
-            .map(|e| (e.train_loss, e.eval_loss))
-            .collect()
+    let run = |name: &str, seed: &str| {
+        tiny_bert_losses(&tmp.path().join(name), &["--epochs", "2", "--seed", seed])
     };
     let a = run("a", "7");
     let b = run("b", "7");
@@ -321,27 +315,11 @@ fn fused_step_with_sparse_embedding_gradients_matches_libtorch_optimiser() {
     // with the same seed (same batches, same dropout masks) both runs give the same losses up
     // to float rounding, every epoch.
     let tmp = tempfile::tempdir().unwrap();
-    let run = |name: &str, fused: &str| -> Vec<(f64, f64)> {
-        let dir: PathBuf = tmp.path().join(name);
-        finetune(
-            "tiny-bert",
-            &dir,
-            &[
-                "--epochs",
-                "3",
-                "--batch-size",
-                "8",
-                "--lr",
-                "3e-3",
-                "--fused-optimizer",
-                fused,
-            ],
-        );
-        read_metrics(&dir)
-            .unwrap()
-            .iter()
-            .map(|e| (e.train_loss, e.eval_loss))
-            .collect()
+    let run = |name: &str, fused: &str| {
+        tiny_bert_losses(
+            &tmp.path().join(name),
+            &["--epochs", "3", "--fused-optimizer", fused],
+        )
     };
     let fused = run("fused", "true");
     let torch = run("torch", "false");
