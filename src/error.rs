@@ -18,14 +18,6 @@ impl fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
-/// `bail_user!("{}: ...", path)` returns early with a [`UserError`].
-#[macro_export]
-macro_rules! bail_user {
-    ($($arg:tt)*) => {
-        return Err(anyhow::Error::new($crate::error::UserError(format!($($arg)*))))
-    };
-}
-
 /// Builds a [`UserError`] wrapped in `anyhow::Error`, for `ok_or_else` and `map_err`.
 pub fn user(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UserError(msg.into()))
@@ -34,25 +26,4 @@ pub fn user(msg: impl Into<String>) -> anyhow::Error {
 /// The user-facing message of an error chain, if any link is a [`UserError`].
 pub fn find_user_error(err: &anyhow::Error) -> Option<&UserError> {
     err.chain().find_map(|e| e.downcast_ref::<UserError>())
-}
-
-/// Serialises a type through its `Display` and reads it back through its `parse(&str)`, so that
-/// run.json and TOML files hold the same text the command line takes (`bottom:25%`,
-/// `noise:0.5`). Use with `#[serde(into = "String", try_from = "String")]`.
-#[macro_export]
-macro_rules! string_serde {
-    ($ty:ty) => {
-        impl From<$ty> for String {
-            fn from(value: $ty) -> String {
-                value.to_string()
-            }
-        }
-
-        impl TryFrom<String> for $ty {
-            type Error = String;
-            fn try_from(text: String) -> Result<Self, String> {
-                <$ty>::parse(&text).map_err(|e| e.to_string())
-            }
-        }
-    };
 }

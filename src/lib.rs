@@ -1,8 +1,10 @@
 //! heal: break a pretrained transformer encoder on purpose, fine-tune it, and measure how much
 //! fine-tuning repairs.
 //!
-//! The training half (model, data, train) writes run directories ([`run_dir`]); the analysis
-//! half reads them. Nothing here calls Python.
+//! The training half (model, corrupt, data, train) writes run directories ([`run_dir`]); the
+//! analysis half ([`analysis`], [`sweep::report`]) reads them, and never the training loop.
+//! The command line lives in the binary (src/cli/) and only translates flags into the typed
+//! configs defined here. Nothing here calls Python. ARCHITECTURE.md is the map.
 
 pub mod analysis;
 pub mod cli;
@@ -11,10 +13,14 @@ pub mod data;
 pub mod defaults;
 pub mod device;
 pub mod error;
+pub mod extract;
 pub mod fsio;
 pub mod metrics;
 pub mod model;
+pub mod npy;
+pub mod progress;
 pub mod run_dir;
+pub mod string_serde;
 pub mod summary;
 pub mod sweep;
 pub mod train;

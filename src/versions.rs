@@ -1,20 +1,20 @@
 //! Versions recorded in run.json.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Versions {
-    pub heal: &'static str,
-    pub tch: &'static str,
-    pub libtorch: &'static str,
+    pub heal: String,
+    pub tch: String,
+    pub libtorch: String,
 }
 
 impl Versions {
     pub fn current() -> Self {
         Versions {
-            heal: env!("CARGO_PKG_VERSION"),
-            tch: "0.26",
-            libtorch: env!("HEAL_LIBTORCH_VERSION"),
+            heal: env!("CARGO_PKG_VERSION").into(),
+            tch: "0.26".into(),
+            libtorch: env!("HEAL_LIBTORCH_VERSION").into(),
         }
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{fixtures, golden, heal_bin, max_abs_diff};
-use heal::analysis::npy;
+use heal::npy;
 use std::path::Path;
 use std::process::Command;
 use tch::Tensor;

@@ -560,7 +560,6 @@ fn bench_5000() {
         let secs = t.elapsed().as_secs_f64();
         println!("engine {engine}: {secs:.2} s (PCA included)");
         let flat: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-        heal::analysis::npy::write(&out.join(format!("{engine}.npy")), &flat, &[y.nrows(), 2])
-            .unwrap();
+        heal::npy::write(&out.join(format!("{engine}.npy")), &flat, &[y.nrows(), 2]).unwrap();
     }
 }

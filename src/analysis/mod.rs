@@ -1,8 +1,7 @@
-//! The analysis half: reads run directories, never the training loop.
+//! The analysis half: reads run directories, embedding folders and checkpoints, never the
+//! training loop.
 
 pub mod curves;
-pub mod embed;
 pub mod geometry;
-pub mod npy;
 pub mod tsne;
 pub mod weights;

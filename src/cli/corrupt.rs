@@ -8,6 +8,10 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  heal corrupt --spec bottom:50% --out minilm-bottom50           # the paper's re-initialisation
+  heal corrupt --model path/to/bert-base-uncased --spec top:25% --method noise:0.5 --out bert-top25-noise
+  heal corrupt --spec layers:1-3 --modules attention --method zero --seed 7 --out minilm-attn-zero")]
 pub struct CorruptArgs {
     /// Checkpoint: `minilm-l6` or an HF folder.
     #[arg(long, default_value = "minilm-l6")]

@@ -4,6 +4,9 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  heal curves runs/demo                      # writes runs/demo/curves.png
+  heal curves runs/sst2 --out sst2-curves.png")]
 pub struct CurvesArgs {
     /// A run directory (with metrics.jsonl).
     pub run: PathBuf,
@@ -13,7 +16,9 @@ pub struct CurvesArgs {
 }
 
 pub fn run(args: CurvesArgs) -> anyhow::Result<()> {
-    let out = args.out.unwrap_or_else(|| args.run.join("curves.png"));
+    let out = args
+        .out
+        .unwrap_or_else(|| crate::run_dir::RunDir::at(&args.run).curves_png());
     crate::analysis::curves::render(&args.run, &out)?;
     println!("{}", out.display());
     Ok(())

@@ -1,10 +1,10 @@
 //! `heal drift`: how far representations moved between two embedding sets of the same examples,
 //! layer by layer; or a heatmap of CKA to a reference across many runs.
 
-use crate::analysis::embed::EmbeddingSet;
 use crate::analysis::geometry::{self, LayerDrift};
 use crate::error::user;
 use crate::fsio;
+use crate::run_dir::embeddings::EmbeddingSet;
 use clap::Args;
 use ndarray::{Array2, Axis};
 use std::collections::HashMap;

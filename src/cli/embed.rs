@@ -1,16 +1,15 @@
 //! `heal embed (RUN_DIR | MODEL)`: per-layer pooled vectors for every example of a split.
 
-use crate::analysis::embed::{embed, parse_layers, Embeddings};
-use crate::data::batching::Tokenized;
-use crate::data::{self, EvalSource};
-use crate::error::user;
+use crate::extract::{self, ExtractRequest, Split};
 use crate::model::head::Pooling;
-use crate::model::tokenizer::TextEncoder;
-use crate::model::SequenceClassifier;
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  heal embed runs/sst2 --out emb/sst2                 # the run's best checkpoint, data and pooling
+  heal embed minilm-l6 --data bbc-news --layers 0,6 --out emb/minilm
+  heal embed path/to/checkpoint --data train.jsonl --eval-data test.jsonl --pooling mean --out emb/x")]
 pub struct EmbedArgs {
     /// A run directory (its best checkpoint, data, pooling and max-len are the defaults), the
     /// name minilm-l6, or an HF checkpoint folder.
@@ -19,8 +18,8 @@ pub struct EmbedArgs {
     #[arg(long)]
     pub data: Option<String>,
     /// Which split: eval (the held-out split) or train.
-    #[arg(long, default_value = "eval")]
-    pub split: String,
+    #[arg(long, value_enum, default_value = "eval")]
+    pub split: Split,
     /// Evaluation file, when the data has no held-out split of its own.
     #[arg(long)]
     pub eval_data: Option<PathBuf>,
@@ -48,116 +47,29 @@ pub struct EmbedArgs {
     pub out: PathBuf,
 }
 
-/// What a run directory says about how it was made.
-struct RunDefaults {
-    checkpoint: PathBuf,
-    config: serde_json::Value,
-}
-
-fn run_defaults(path: &Path) -> anyhow::Result<Option<RunDefaults>> {
-    let Some(config) = crate::run_dir::read_run_config(path)? else {
-        return Ok(None);
-    };
-    let checkpoint = path.join(crate::run_dir::CHECKPOINT_DIR);
-    if !checkpoint.is_dir() {
-        return Err(user(format!(
-            "{}: the run has no checkpoint/ (it was trained without --save-checkpoint); give a model folder instead",
-            path.display()
-        )));
-    }
-    Ok(Some(RunDefaults { checkpoint, config }))
-}
-
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
-    let device = crate::device::parse_device(&args.device)?;
-    let run = run_defaults(Path::new(&args.source))?;
-    let model_dir = match &run {
-        Some(r) => r.checkpoint.clone(),
-        None => crate::defaults::resolve_model(&args.source)?,
-    };
-    let cfg = run.as_ref().map(|r| &r.config);
-    let from_run = |key: &str| {
-        cfg.and_then(|c| c.get(key))
-            .filter(|v| !v.is_null())
-            .cloned()
-    };
-    let data_name = args
-        .data
-        .clone()
-        .or_else(|| from_run("data").and_then(|v| v.as_str().map(String::from)))
-        .ok_or_else(|| {
-            user("--data is needed when the source is not a run directory".to_string())
-        })?;
-    let eval = match (&args.eval_data, args.eval_split) {
-        (Some(p), _) => EvalSource::File(p.clone()),
-        (None, Some(f)) => EvalSource::Carve(f),
-        (None, None) => match (from_run("eval-data"), from_run("eval-split")) {
-            (Some(p), _) if args.data.is_none() => {
-                EvalSource::File(PathBuf::from(p.as_str().unwrap_or_default()))
-            }
-            (_, Some(f)) if args.data.is_none() => EvalSource::Carve(f.as_f64().unwrap_or(0.1)),
-            _ => EvalSource::Builtin,
-        },
-    };
-    let seed = if args.data.is_none() {
-        from_run("seed")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(args.seed)
-    } else {
-        args.seed
-    };
-    let pooling = args
-        .pooling
-        .or_else(|| from_run("pooling").and_then(|v| serde_json::from_value(v).ok()))
-        .unwrap_or_default();
-    let max_len = args
-        .max_len
-        .or_else(|| {
-            from_run("max-len")
-                .and_then(|v| v.as_u64())
-                .map(|v| v as usize)
-        })
-        .unwrap_or(128);
-    if max_len == 0 || args.batch_size == 0 {
-        return Err(user(
-            "--max-len and --batch-size must be positive".to_string(),
-        ));
-    }
-    let task = data::load_task(&data_name, &eval, seed)?;
-    let examples = match args.split.as_str() {
-        "eval" | "test" | "validation" => &task.eval,
-        "train" => &task.train,
-        other => return Err(user(format!("--split {other:?}: use eval or train"))),
-    };
-    let files = crate::model::checkpoint::CheckpointFiles::locate(&model_dir)?;
-    let model_cfg = crate::model::config::EncoderConfig::from_file(&files.config)?;
-    let encoder = TextEncoder::from_dir(&model_dir, max_len.min(model_cfg.max_tokens()))?;
-    let tokenized = Tokenized::new(&encoder, examples, model_cfg.uses_token_types())?;
-    let layers = parse_layers(&args.layers, model_cfg.num_layers as usize)?;
-    let (model, _) = SequenceClassifier::from_checkpoint(
-        &files,
-        model_cfg.clone(),
-        task.labels.len() as i64,
-        pooling,
-        device,
-    )?;
-    let started = std::time::Instant::now();
-    let vectors = embed(&model, &tokenized, &layers, pooling, args.batch_size);
-    let embeddings = Embeddings {
-        layers: vectors,
-        labels: tokenized.labels.clone(),
-        ids: examples.iter().map(|e| e.id.clone()).collect(),
-        label_names: task.labels.names.clone(),
-        pooling,
-    };
-    embeddings.write(&args.out)?;
+    let out = args.out.clone();
+    let done = extract::extract(&ExtractRequest {
+        source: args.source,
+        data: args.data,
+        split: args.split,
+        eval_data: args.eval_data,
+        eval_split: args.eval_split,
+        seed: args.seed,
+        layers: args.layers,
+        pooling: args.pooling,
+        max_len: args.max_len,
+        batch_size: args.batch_size,
+        device: args.device,
+        out: args.out,
+    })?;
     println!(
         "{} examples x {} layers x {} dims ({:.1} s) -> {}",
-        tokenized.len(),
-        layers.len(),
-        model_cfg.hidden_size,
-        started.elapsed().as_secs_f64(),
-        args.out.display()
+        done.examples,
+        done.layers,
+        done.hidden_size,
+        done.seconds,
+        out.display()
     );
     Ok(())
 }

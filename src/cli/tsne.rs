@@ -1,11 +1,11 @@
 //! `heal tsne`: 2-D maps of pooled embeddings (PCA, then t-SNE), one per run or the paper's
 //! Figure 1 as a grid of panels, each with the scores that back the picture.
 
-use crate::analysis::embed::EmbeddingSet;
 use crate::analysis::geometry;
 use crate::analysis::tsne::{self, Engine, Init, LearningRate, TsneParams};
 use crate::error::user;
 use crate::fsio;
+use crate::run_dir::embeddings::EmbeddingSet;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -266,7 +266,7 @@ pub fn run(args: TsneArgs) -> anyhow::Result<()> {
     } else {
         for (m, t) in &maps {
             let out = args.out.clone().unwrap_or_else(|| {
-                let base = if m.set.run_config.is_some() {
+                let base = if m.set.run.is_some() {
                     m.set
                         .dir
                         .parent()

@@ -1,8 +1,11 @@
 //! `heal weights`: weight statistics of one checkpoint, or the change between two (or three).
 
 use crate::analysis::weights::{self, Comparison, Weights, ALL_GROUPS, HEATMAP_MODULES};
+use crate::corrupt::spec::LayerSpec;
 use crate::error::user;
 use crate::fsio;
+use crate::run_dir::RunDir;
+use crate::train::config::CheckpointStage;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -55,24 +58,24 @@ fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
         return Err(user("--bins 0: give at least 1 bin"));
     }
     let a_path = Path::new(&args.a);
-    if let Some(config) = crate::run_dir::read_run_config(a_path)? {
+    if let Some(run_json) = crate::run_dir::read_run_json(a_path)? {
         if args.b.is_some() {
             return Err(user(format!(
                 "{}: a run directory compares its own checkpoints; give either one run directory or two checkpoints",
                 a_path.display()
             )));
         }
-        let best = a_path.join(crate::run_dir::CHECKPOINT_DIR);
+        let run = RunDir::at(a_path);
+        let best = run.checkpoint(CheckpointStage::Best);
         if !best.is_dir() {
             return Err(user(format!(
                 "{}: the run has no checkpoint/; train it with --save-checkpoint corrupted,best",
                 a_path.display()
             )));
         }
-        let model = config["model"].as_str().unwrap_or("minilm-l6");
-        let pretrained = crate::defaults::resolve_model(model)?;
-        let corrupted = a_path.join("checkpoint-corrupted");
-        let was_corrupted = config["corrupt"].as_str().is_some_and(|c| c != "none");
+        let pretrained = crate::defaults::resolve_model(&run_json.config.model)?;
+        let corrupted = run.checkpoint(CheckpointStage::Corrupted);
+        let was_corrupted = run_json.config.corrupt != LayerSpec::None;
         let start = match &args.start {
             Some(s) => Some(crate::defaults::resolve_model(s)?),
             None => (was_corrupted && corrupted.is_dir()).then_some(corrupted),
@@ -82,7 +85,7 @@ fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
             b: Some(best),
             start,
             names: vec!["pretrained".into(), "healed".into(), "corrupted".into()],
-            out: args.out.clone().unwrap_or_else(|| a_path.join("weights")),
+            out: args.out.clone().unwrap_or_else(|| run.weights()),
         });
     }
     let a = crate::defaults::resolve_model(&args.a)?;

@@ -141,6 +141,95 @@ impl LayerSpec {
     }
 }
 
+/// The end of the encoder a `bottom:`/`top:` spec counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Side {
+    Bottom,
+    Top,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Bottom => "bottom",
+            Side::Top => "top",
+        }
+    }
+}
+
+impl LayerSpec {
+    /// `bottom` or `top` for those forms; None for none, all and explicit layer lists.
+    pub fn side(&self) -> Option<Side> {
+        match self {
+            LayerSpec::Bottom(_) => Some(Side::Bottom),
+            LayerSpec::Top(_) => Some(Side::Top),
+            _ => None,
+        }
+    }
+
+    /// The share of layers in percent where the spec states one: 0 for none, 100 for all, p
+    /// for `bottom:p%`/`top:p%`; None for counts and layer lists (their share depends on the
+    /// model).
+    pub fn share_percent(&self) -> Option<f64> {
+        match self {
+            LayerSpec::None => Some(0.0),
+            LayerSpec::All => Some(100.0),
+            LayerSpec::Bottom(Amount::Percent(p)) | LayerSpec::Top(Amount::Percent(p)) => Some(*p),
+            _ => None,
+        }
+    }
+
+    /// The corruption level as a table row names it, side left out: "0%", "25%", "100%",
+    /// "3 layers", or the spec itself for a layer list.
+    pub fn level(&self) -> String {
+        match self {
+            LayerSpec::None => "0%".into(),
+            LayerSpec::All => "100%".into(),
+            LayerSpec::Bottom(a) | LayerSpec::Top(a) => match a {
+                Amount::Percent(p) => format!("{p}%"),
+                Amount::Count(k) => format!("{k} layers"),
+            },
+            LayerSpec::Layers(_) => self.to_string(),
+        }
+    }
+
+    /// The setting as the paper's figures name it: "0% (clean)", "bottom 25%",
+    /// "top 2 layers", "layers 1-3,7", "100%".
+    pub fn title(&self) -> String {
+        match self {
+            LayerSpec::None => "0% (clean)".into(),
+            LayerSpec::All => "100%".into(),
+            LayerSpec::Bottom(_) | LayerSpec::Top(_) => {
+                let side = self.side().map_or("", Side::name);
+                format!("{side} {}", self.level())
+            }
+            LayerSpec::Layers(_) => {
+                let text = self.to_string();
+                format!("layers {}", text.trim_start_matches("layers:"))
+            }
+        }
+    }
+}
+
+/// Ascending layer numbers as the spec grammar writes them, runs as ranges: `1-3,7`.
+fn ranges(layers: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < layers.len() {
+        let mut j = i;
+        while j + 1 < layers.len() && layers[j + 1] == layers[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j == i {
+            layers[i].to_string()
+        } else {
+            format!("{}-{}", layers[i], layers[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
 impl fmt::Display for LayerSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let amount = |a: &Amount| match a {
@@ -152,10 +241,7 @@ impl fmt::Display for LayerSpec {
             LayerSpec::All => write!(f, "all"),
             LayerSpec::Bottom(a) => write!(f, "bottom:{}", amount(a)),
             LayerSpec::Top(a) => write!(f, "top:{}", amount(a)),
-            LayerSpec::Layers(l) => {
-                let parts: Vec<String> = l.iter().map(|x| x.to_string()).collect();
-                write!(f, "layers:{}", parts.join(","))
-            }
+            LayerSpec::Layers(l) => write!(f, "layers:{}", ranges(l)),
         }
     }
 }
@@ -189,6 +275,28 @@ mod tests {
             vec![1, 2, 3, 4, 5],
             "4.5 rounds up"
         );
+    }
+
+    #[test]
+    fn levels_sides_and_titles() {
+        let spec = |t: &str| LayerSpec::parse(t).unwrap();
+        assert_eq!(spec("none").level(), "0%");
+        assert_eq!(spec("none").share_percent(), Some(0.0));
+        assert_eq!(spec("none").side(), None);
+        assert_eq!(spec("all").level(), "100%");
+        assert_eq!(spec("all").share_percent(), Some(100.0));
+        assert_eq!(spec("top:25%").level(), "25%");
+        assert_eq!(spec("top:25%").share_percent(), Some(25.0));
+        assert_eq!(spec("top:25%").side(), Some(Side::Top));
+        assert_eq!(spec("bottom:3").level(), "3 layers");
+        assert_eq!(spec("bottom:3").share_percent(), None);
+        assert_eq!(spec("bottom:3").side(), Some(Side::Bottom));
+        assert_eq!(spec("none").title(), "0% (clean)");
+        assert_eq!(spec("bottom:50%").title(), "bottom 50%");
+        assert_eq!(spec("top:2").title(), "top 2 layers");
+        assert_eq!(spec("layers:1-3,7").title(), "layers 1-3,7");
+        assert_eq!(spec("layers:3,1,2,7").to_string(), "layers:1-3,7");
+        assert_eq!(spec("layers:1-3,7").level(), "layers:1-3,7");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::error::user;
 use std::path::{Path, PathBuf};
 
 /// Class names in index order, and where they came from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabelMap {
     pub names: Vec<String>,
     /// "labels.json at PATH", "sorted set of training labels" or the embedded dataset's name.

@@ -34,6 +34,17 @@ pub enum EvalSource {
     Builtin,
 }
 
+impl EvalSource {
+    /// `--eval-data` wins over `--eval-split`; with neither, the dataset's own split.
+    pub fn from_options(eval_data: Option<&Path>, eval_split: Option<f64>) -> Self {
+        match (eval_data, eval_split) {
+            (Some(path), _) => EvalSource::File(path.to_path_buf()),
+            (None, Some(f)) => EvalSource::Carve(f),
+            (None, None) => EvalSource::Builtin,
+        }
+    }
+}
+
 /// Training and evaluation examples with one label map.
 #[derive(Debug, Clone)]
 pub struct TaskData {

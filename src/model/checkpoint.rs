@@ -105,7 +105,7 @@ pub fn normalise_name(name: &str, family: Family) -> String {
 }
 
 /// What loading did with each tensor.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LoadReport {
     pub loaded: usize,
     /// Head tensors that the checkpoint lacked (or had for another label count): freshly drawn.

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// The model families this tool can load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     /// BERT and BERT-shaped checkpoints (MiniLM included).

@@ -129,6 +129,42 @@ impl SequenceClassifier {
         self.pooling.pool(&last, &batch.attention_mask)
     }
 
+    /// Every chosen layer's pooled vectors of a dataset, rows in example order, on the CPU:
+    /// layer 0 is the embeddings output, layer i the output of encoder layer i. The encoder
+    /// runs in eval mode; `batches` gives each batch with the rows it fills.
+    pub fn layer_vectors(
+        &self,
+        rows: usize,
+        batches: impl IntoIterator<Item = (Vec<usize>, Batch)>,
+        layers: &[usize],
+        pooling: Pooling,
+    ) -> Vec<(usize, Tensor)> {
+        let hidden = self.config.hidden_size;
+        let mut out: Vec<(usize, Tensor)> = layers
+            .iter()
+            .map(|&l| {
+                (
+                    l,
+                    Tensor::zeros([rows as i64, hidden], (Kind::Float, Device::Cpu)),
+                )
+            })
+            .collect();
+        tch::no_grad(|| {
+            for (indices, batch) in batches {
+                let states = self.hidden_states(&batch, false);
+                let idx =
+                    Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+                for (layer, target) in out.iter_mut() {
+                    let pooled = pooling
+                        .pool(&states[*layer], &batch.attention_mask)
+                        .to_device(Device::Cpu);
+                    let _ = target.index_copy_(0, &idx, &pooled);
+                }
+            }
+        });
+        out
+    }
+
     /// Classification logits [batch, num_labels].
     pub fn forward_t(&self, batch: &Batch, train: bool) -> Tensor {
         self.head.forward_t(&self.pooled(batch, train), train)

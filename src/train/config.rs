@@ -76,12 +76,16 @@ pub struct FinetuneConfig {
     pub collapse_threshold: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// Declaration order is the order of a stage list (`corrupted,best`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckpointStage {
     /// The damaged starting point, in checkpoint-corrupted/.
     Corrupted,
     /// The best epoch's model, in checkpoint/.
+    #[value(alias = "true")]
     Best,
 }
 
@@ -97,12 +101,26 @@ impl FinetuneConfig {
         }
     }
 
+    /// The corruption setting as figures name it: the spec's title ("bottom 25%"), with the
+    /// method added when it is not the paper's re-initialisation ("top 50%, noise:0.5").
+    pub fn setting_title(&self) -> String {
+        let base = self.corrupt.title();
+        if self.corrupt == LayerSpec::None || self.method == Method::Reinit {
+            base
+        } else {
+            format!("{base}, {}", self.method)
+        }
+    }
+
     pub fn saves(&self, stage: CheckpointStage) -> bool {
         self.save_checkpoint.contains(&stage)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Declaration order is the pipeline's order and that of a stage list.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EmbeddingStage {
     /// The checkpoint as loaded.

@@ -1,11 +1,16 @@
-//! Fine-tuning: the loop, the optimiser and schedule, and evaluation after every epoch.
+//! Fine-tuning: the options and their resolution, preparation, the loop, the optimiser and
+//! schedule, and evaluation after every epoch.
 
 pub mod config;
 pub mod eval;
 pub mod fused;
 pub mod optim;
+pub mod options;
+mod prepare;
+mod task_cache;
 pub mod trainable;
 pub mod trainer;
 
 pub use config::FinetuneConfig;
+pub use options::FinetuneOptions;
 pub use trainer::{finetune, RunOutcome};

@@ -149,7 +149,7 @@ impl Stepper {
 
 /// Linear warm-up over the first `warmup_steps` optimiser steps, then linear decay to zero at
 /// `total_steps`. `step` counts from 0; the first step already gets a non-zero rate.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
 pub struct LinearSchedule {
     pub peak_lr: f64,
     pub warmup_steps: usize,

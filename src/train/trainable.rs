@@ -113,7 +113,7 @@ pub struct Trainable {
     pub total: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TrainableFacts {
     pub mode: String,
     pub trainable: i64,

@@ -4,23 +4,18 @@ use super::config::FinetuneConfig;
 use super::config::{CheckpointStage, EmbeddingStage};
 use super::eval::{evaluate, evaluate_features};
 use super::optim::{self, LinearSchedule};
-use super::trainable::{self, TrainMode, Trainable, TrainableFacts};
-use crate::corrupt::{self, CorruptionReport};
+use super::prepare::{prepare, Prepared};
+use super::trainable::TrainMode;
 use crate::data::batching::Tokenized;
-use crate::data::{self, EvalSource, TaskData};
-use crate::device::{device_name, parse_device};
-use crate::metrics::{self, Scores};
-use crate::model::checkpoint::LoadReport;
-use crate::model::tokenizer::TextEncoder;
+use crate::device::device_name;
+use crate::metrics;
 use crate::model::SequenceClassifier;
-use crate::run_dir::{EpochRecord, RunDir, RunResult, Status};
-use crate::{defaults, versions};
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::run_dir::{DataFacts, EpochRecord, RunDir, RunJson, RunResult, Status, Timings};
+use crate::versions;
 use rand::SeedableRng;
-use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Kind, Reduction, Tensor};
 
 /// What a finished run returns to its caller (the same facts as result.json).
 #[derive(Debug, Clone)]
@@ -28,229 +23,6 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub result: RunResult,
     pub epochs: Vec<EpochRecord>,
-}
-
-/// Everything prepared before the run directory is created: bad input fails here, leaving
-/// nothing on disk.
-struct Prepared {
-    device: Device,
-    model_dir: PathBuf,
-    task: TaskData,
-    train: Tokenized,
-    eval: Tokenized,
-    /// The --validation-split carve-out, scored every epoch.
-    validation: Option<Tokenized>,
-    tokenizer_source: &'static str,
-    max_len: usize,
-    model: SequenceClassifier,
-    load_report: LoadReport,
-    corruption: Option<CorruptionReport>,
-    trainable: Trainable,
-    /// Pooled vectors of the evaluation split taken before training (pretrained, corrupted).
-    early_embeddings: Vec<(EmbeddingStage, Vec<(usize, Tensor)>)>,
-    prepare_seconds: f64,
-}
-
-fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
-    let start = Instant::now();
-    let device = parse_device(&cfg.device)?;
-    if let Some(n) = cfg.threads {
-        tch::set_num_threads(n as i32);
-    }
-    crate::model::precision::set(cfg.precision);
-    let model_dir = defaults::resolve_model(&cfg.model)?;
-    let files = crate::model::checkpoint::CheckpointFiles::locate(&model_dir)?;
-    let model_config = crate::model::config::EncoderConfig::from_file(&files.config)?;
-    let max_len = cfg.max_len.min(model_config.max_tokens());
-    let encoder = TextEncoder::from_dir(&model_dir, max_len)?;
-    let eval_source = match (&cfg.eval_data, cfg.eval_split) {
-        (Some(path), _) => EvalSource::File(path.clone()),
-        (None, Some(f)) => EvalSource::Carve(f),
-        (None, None) => EvalSource::Builtin,
-    };
-    let types = model_config.uses_token_types();
-    let (task, train, eval, validation) =
-        tokenized_task(cfg, &model_dir, &encoder, &eval_source, types, max_len)?;
-    for (split, t) in [("training", &train), ("evaluation", &eval)] {
-        if let Some(id) = t.encoded.iter().flat_map(|e| e.ids.iter()).copied().max() {
-            if id >= model_config.vocab_size {
-                return Err(crate::error::user(format!(
-                    "{}: the tokenizer gives token id {id} on the {split} data, but config.json has vocab_size {}: the tokenizer files do not belong to this model",
-                    model_dir.display(),
-                    model_config.vocab_size
-                )));
-            }
-        }
-    }
-    tch::manual_seed(cfg.seed as i64);
-    crate::model::dropout::seed(cfg.seed);
-    let (model, load_report) = SequenceClassifier::from_checkpoint(
-        &files,
-        model_config,
-        task.labels.len() as i64,
-        cfg.pooling,
-        device,
-    )?;
-    let stage_embeddings =
-        |stage: EmbeddingStage| cfg.dumps(stage).then(|| stage_vectors(cfg, &model, &eval));
-    let pretrained_embeddings = stage_embeddings(EmbeddingStage::Pretrained);
-    let corruption_cfg = cfg.corruption();
-    let corruption = if corruption_cfg.is_none() {
-        None
-    } else {
-        let report = corrupt::corrupt(&corruption_cfg, &model.config, &model.vs.variables())?;
-        for line in corrupt::format_report(&report).lines() {
-            log::info!("{line}");
-        }
-        Some(report)
-    };
-    let corrupted_embeddings = if corruption.is_some() {
-        stage_embeddings(EmbeddingStage::Corrupted)
-    } else {
-        None
-    };
-    let trainable = trainable::apply(&cfg.train, &model)?;
-    Ok(Prepared {
-        device,
-        model_dir,
-        task,
-        train,
-        eval,
-        validation,
-        tokenizer_source: encoder.source,
-        max_len,
-        model,
-        load_report,
-        corruption,
-        trainable,
-        early_embeddings: [
-            pretrained_embeddings.map(|v| (EmbeddingStage::Pretrained, v)),
-            corrupted_embeddings.map(|v| (EmbeddingStage::Corrupted, v)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
-        prepare_seconds: start.elapsed().as_secs_f64(),
-    })
-}
-
-/// What decides a tokenised task: runs that agree on all of it (cells of a sweep that differ
-/// only in corruption, learning rate, ...) share one tokenisation within a process.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct TaskKey {
-    model_dir: PathBuf,
-    data: String,
-    eval: String,
-    seed: u64,
-    max_train_examples: Option<usize>,
-    validation: Option<u64>,
-    max_len: usize,
-    types: bool,
-}
-
-type CachedTask = (TaskData, Tokenized, Tokenized, Option<Tokenized>);
-
-static TASK_CACHE: std::sync::Mutex<Vec<(TaskKey, CachedTask)>> = std::sync::Mutex::new(Vec::new());
-
-/// Loads and tokenises the task, or takes it from the process-wide cache. The cache keeps the
-/// last few tasks (a sweep's datasets), not every one ever seen.
-fn tokenized_task(
-    cfg: &FinetuneConfig,
-    model_dir: &std::path::Path,
-    encoder: &TextEncoder,
-    eval_source: &EvalSource,
-    types: bool,
-    max_len: usize,
-) -> anyhow::Result<CachedTask> {
-    let key = TaskKey {
-        model_dir: model_dir.to_path_buf(),
-        data: cfg.data.clone(),
-        eval: format!("{eval_source:?}"),
-        seed: cfg.seed,
-        max_train_examples: cfg.max_train_examples,
-        validation: cfg.validation_split.map(f64::to_bits),
-        max_len,
-        types,
-    };
-    let mut cache = TASK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, hit)) = cache.iter().find(|(k, _)| *k == key) {
-        log::debug!("tokenised {} taken from this process's cache", cfg.data);
-        return Ok(hit.clone());
-    }
-    let mut task = data::load_task(&cfg.data, eval_source, cfg.seed)?;
-    if let Some(n) = cfg.max_train_examples {
-        task.train = data::subsample(std::mem::take(&mut task.train), n, cfg.seed);
-    }
-    let validation = match cfg.validation_split {
-        Some(f) => {
-            let (rest, held) = data::carve(std::mem::take(&mut task.train), f, cfg.seed)
-                .map_err(|e| crate::error::user(format!("--validation-split: {e:#}")))?;
-            task.train = rest;
-            task.train_source.push_str(&format!(
-                ", less a {f} validation carve-out ({} examples)",
-                held.len()
-            ));
-            Some(Tokenized::new(encoder, &held, types)?)
-        }
-        None => None,
-    };
-    let train = Tokenized::new(encoder, &task.train, types)?;
-    let eval = Tokenized::new(encoder, &task.eval, types)?;
-    if cache.len() >= 4 {
-        cache.remove(0);
-    }
-    cache.push((
-        key,
-        (
-            task.clone(),
-            train.clone(),
-            eval.clone(),
-            validation.clone(),
-        ),
-    ));
-    Ok((task, train, eval, validation))
-}
-
-#[derive(Serialize)]
-struct RunJson<'a> {
-    config: &'a FinetuneConfig,
-    model_dir: PathBuf,
-    family: crate::model::config::Family,
-    layers: i64,
-    hidden_size: i64,
-    tokenizer: &'static str,
-    /// --max-len, capped by the model's position embeddings.
-    effective_max_len: usize,
-    labels: &'a crate::data::labels::LabelMap,
-    data: DataFacts<'a>,
-    parameters: TrainableFacts,
-    load_report: &'a LoadReport,
-    corruption: Option<&'a CorruptionReport>,
-    schedule: LinearSchedule,
-    device: String,
-    threads: i32,
-    versions: versions::Versions,
-    started_at: String,
-    timings: Timings,
-}
-
-#[derive(Serialize)]
-struct DataFacts<'a> {
-    train_source: &'a str,
-    eval_source: &'a str,
-    train_examples: usize,
-    eval_examples: usize,
-    /// Examples cut at max-len.
-    train_truncated: usize,
-    eval_truncated: usize,
-}
-
-#[derive(Serialize, Default, Clone, Copy)]
-struct Timings {
-    prepare_seconds: f64,
-    train_seconds: f64,
-    eval_seconds: f64,
-    total_seconds: f64,
 }
 
 /// Fine-tunes as `cfg` says and writes the run directory. Returns the outcome; a run that
@@ -269,25 +41,26 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     };
     let head_only = cfg.train == TrainMode::Head;
     let mut run_json = RunJson {
-        config: cfg,
+        schema_version: crate::run_dir::SCHEMA_VERSION,
+        config: cfg.clone(),
         model_dir: p.model_dir.canonicalize().unwrap_or(p.model_dir.clone()),
         family: p.model.config.family,
         layers: p.model.config.num_layers,
         hidden_size: p.model.config.hidden_size,
-        tokenizer: p.tokenizer_source,
+        tokenizer: p.tokenizer_source.to_string(),
         effective_max_len: p.max_len,
-        labels: &p.task.labels,
+        labels: p.task.labels.clone(),
         data: DataFacts {
-            train_source: &p.task.train_source,
-            eval_source: &p.task.eval_source,
+            train_source: p.task.train_source.clone(),
+            eval_source: p.task.eval_source.clone(),
             train_examples: p.train.len(),
             eval_examples: p.eval.len(),
             train_truncated: truncated(&p.train),
             eval_truncated: truncated(&p.eval),
         },
         parameters: p.trainable.facts(&cfg.train),
-        load_report: &p.load_report,
-        corruption: p.corruption.as_ref(),
+        load_report: p.load_report.clone(),
+        corruption: p.corruption.clone(),
         schedule,
         device: device_name(p.device),
         threads: tch::get_num_threads(),
@@ -308,7 +81,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         );
     }
     for (stage, vectors) in &p.early_embeddings {
-        write_embeddings(
+        super::prepare::write_embeddings(
             cfg,
             &p,
             &run,
@@ -321,7 +94,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     }
     if cfg.saves(CheckpointStage::Corrupted) {
         p.model.save_hf(
-            &run.path.join("checkpoint-corrupted"),
+            &run.checkpoint(CheckpointStage::Corrupted),
             &p.task.labels.names,
             &p.model_dir,
         )?;
@@ -366,10 +139,17 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
             "training stopped by a libtorch error: {message}"
         ))
     });
-    let (epochs, best_snapshot, status, reason, timings) = match loop_result {
+    let LoopOutput {
+        epochs,
+        best: best_snapshot,
+        status,
+        reason,
+        timings,
+    } = match loop_result {
         Ok(v) => v,
         Err(e) => {
             let failed = RunResult {
+                schema_version: crate::run_dir::SCHEMA_VERSION,
                 status: Status::Failed,
                 reason: format!("{e:#}"),
                 best_epoch: 0,
@@ -399,17 +179,15 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         p.model.restore(weights);
     }
     if cfg.saves(CheckpointStage::Best) {
-        p.model
-            .save_hf(&run.checkpoint_dir(), &p.task.labels.names, &p.model_dir)?;
+        p.model.save_hf(
+            &run.checkpoint(CheckpointStage::Best),
+            &p.task.labels.names,
+            &p.model_dir,
+        )?;
     }
     if cfg.dumps(EmbeddingStage::Best) && !epochs.is_empty() {
-        dump_embeddings(cfg, &p, &run, EmbeddingStage::Best)?;
+        super::prepare::dump_embeddings(cfg, &p, &run, EmbeddingStage::Best)?;
     }
-    let scores = |e: &EpochRecord| Scores {
-        accuracy: e.accuracy,
-        f1_weighted: e.f1_weighted,
-        f1_macro: e.f1_macro,
-    };
     let (status, reason) = match (status, best) {
         (Status::Ok, Some(b)) if b.collapsed => (
             Status::Collapsed,
@@ -422,11 +200,12 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         other => (other.0, reason),
     };
     let result = RunResult {
+        schema_version: crate::run_dir::SCHEMA_VERSION,
         status,
         reason,
         best_epoch: best.map_or(0, |b| b.epoch),
-        best: best.map(scores),
-        last: epochs.last().map(scores),
+        best: best.map(EpochRecord::scores),
+        last: epochs.last().map(EpochRecord::scores),
         epochs_run: epochs.len(),
         label_names: p.task.labels.names.clone(),
         confusion_matrix: confusion,
@@ -454,7 +233,15 @@ struct BestSnapshot {
     weights: Option<Vec<(String, Tensor)>>,
 }
 
-type LoopOutput = (Vec<EpochRecord>, BestSnapshot, Status, String, Timings);
+/// What the loop hands back: the epochs it finished, the best one's snapshot, and how it
+/// ended (ok, or diverged with the reason).
+struct LoopOutput {
+    epochs: Vec<EpochRecord>,
+    best: BestSnapshot,
+    status: Status,
+    reason: String,
+    timings: Timings,
+}
 
 fn train_loop(
     cfg: &FinetuneConfig,
@@ -493,7 +280,11 @@ fn train_loop(
         if cache && features.is_none() {
             features = Some(pooled_features(&p.model, &p.train, cfg.eval_batch_size));
         }
-        let bar = progress_bar(p.train.len(), epoch, cfg.epochs);
+        let bar = crate::progress::bar(
+            p.train.len() as u64,
+            "ex",
+            format!("epoch {epoch}/{}", cfg.epochs),
+        );
         let mut loss_sum = Tensor::zeros([], (Kind::Float, p.device));
         let mut seen = 0usize;
         let mut lr = cfg.lr;
@@ -555,7 +346,13 @@ fn train_loop(
             let reason =
                 format!("non-finite training loss in epoch {epoch} (step {at}); training stopped");
             log::warn!("{reason}");
-            return Ok((epochs, best, Status::Diverged, reason, timings));
+            return Ok(LoopOutput {
+                epochs,
+                best,
+                status: Status::Diverged,
+                reason,
+                timings,
+            });
         }
         let eval_started = Instant::now();
         if cache && eval_features.is_none() {
@@ -615,18 +412,13 @@ fn train_loop(
         epochs.push(record);
         run.write_metrics(&epochs)?;
     }
-    Ok((epochs, best, Status::Ok, String::new(), timings))
-}
-
-fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    let style =
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ex  {elapsed}<{eta}  {msg}")
-            .expect("valid progress template")
-            .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-    bar
+    Ok(LoopOutput {
+        epochs,
+        best,
+        status: Status::Ok,
+        reason: String::new(),
+        timings,
+    })
 }
 
 /// The head's input for every training example, computed once with the encoder in eval mode.
@@ -646,42 +438,4 @@ fn pooled_features(model: &SequenceClassifier, data: &Tokenized, batch_size: usi
         }
     });
     features
-}
-
-/// Every layer's pooled vectors of the evaluation split, with the run's pooling.
-fn stage_vectors(
-    cfg: &FinetuneConfig,
-    model: &SequenceClassifier,
-    eval: &Tokenized,
-) -> Vec<(usize, Tensor)> {
-    let layers: Vec<usize> = (0..=model.config.num_layers as usize).collect();
-    crate::analysis::embed::embed(model, eval, &layers, cfg.pooling, cfg.eval_batch_size)
-}
-
-fn write_embeddings(
-    cfg: &FinetuneConfig,
-    p: &Prepared,
-    run: &RunDir,
-    stage: EmbeddingStage,
-    layers: Vec<(usize, Tensor)>,
-) -> anyhow::Result<()> {
-    let embeddings = crate::analysis::embed::Embeddings {
-        layers,
-        labels: p.eval.labels.clone(),
-        ids: p.task.eval.iter().map(|e| e.id.clone()).collect(),
-        label_names: p.task.labels.names.clone(),
-        pooling: cfg.pooling,
-    };
-    embeddings.write(&run.path.join("embeddings").join(stage.name()))
-}
-
-/// Embeds the evaluation split with the model as it is now and writes it under embeddings/.
-fn dump_embeddings(
-    cfg: &FinetuneConfig,
-    p: &Prepared,
-    run: &RunDir,
-    stage: EmbeddingStage,
-) -> anyhow::Result<()> {
-    let vectors = stage_vectors(cfg, &p.model, &p.eval);
-    write_embeddings(cfg, p, run, stage, vectors)
 }

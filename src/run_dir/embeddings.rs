@@ -1,17 +1,17 @@
-//! Per-layer pooled vectors for every example: layer 0 is the embeddings output, layer i the
-//! output of encoder layer i. Written as safetensors, one .npy per layer, and a TensorBoard
-//! projector export.
+//! The embeddings format: per-layer pooled vectors of every example, as one safetensors file
+//! (what heal reads back), one .npy per layer (numpy), and a TensorBoard projector export.
+//! Written by training (`--dump-embeddings`) and `heal embed`; read by drift and t-SNE.
+//! Layer 0 is the embeddings output, layer i the output of encoder layer i.
 
-use super::npy;
-use crate::data::batching::Tokenized;
+use super::{RunDir, RunJson};
 use crate::error::user;
 use crate::fsio;
 use crate::model::head::Pooling;
-use crate::model::SequenceClassifier;
+use crate::npy;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 /// Pooled vectors of the chosen layers, rows in example order.
 pub struct Embeddings {
@@ -21,66 +21,6 @@ pub struct Embeddings {
     pub ids: Vec<String>,
     pub label_names: Vec<String>,
     pub pooling: Pooling,
-}
-
-/// `all` or a list such as `0,6,12`, checked against the model's depth.
-pub fn parse_layers(text: &str, depth: usize) -> anyhow::Result<Vec<usize>> {
-    if text.trim() == "all" {
-        return Ok((0..=depth).collect());
-    }
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let l: usize = part.parse().map_err(|_| {
-            user(format!(
-                "--layers {text:?}: {part:?} is not a layer number; use all or e.g. 0,6,12"
-            ))
-        })?;
-        if l > depth {
-            return Err(user(format!("--layers {text:?}: layer {l} is beyond the model's {depth} layers (0 = embeddings)")));
-        }
-        out.push(l);
-    }
-    if out.is_empty() {
-        return Err(user(format!("--layers {text:?}: names no layer")));
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
-}
-
-/// Runs the encoder (eval mode) over `data` and pools the chosen layers.
-pub fn embed(
-    model: &SequenceClassifier,
-    data: &Tokenized,
-    layers: &[usize],
-    pooling: Pooling,
-    batch_size: usize,
-) -> Vec<(usize, Tensor)> {
-    let device = model.device();
-    let hidden = model.config.hidden_size;
-    let mut out: Vec<(usize, Tensor)> = layers
-        .iter()
-        .map(|&l| {
-            (
-                l,
-                Tensor::zeros([data.len() as i64, hidden], (Kind::Float, Device::Cpu)),
-            )
-        })
-        .collect();
-    tch::no_grad(|| {
-        for indices in data.eval_batches(batch_size) {
-            let batch = data.collate(&indices, device);
-            let states = model.hidden_states(&batch, false);
-            let idx = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
-            for (layer, target) in out.iter_mut() {
-                let pooled = pooling
-                    .pool(&states[*layer], &batch.attention_mask)
-                    .to_device(Device::Cpu);
-                let _ = target.index_copy_(0, &idx, &pooled);
-            }
-        }
-    });
-    out
 }
 
 #[derive(Serialize)]
@@ -191,8 +131,8 @@ pub struct EmbeddingSet {
     pub labels: Vec<usize>,
     pub ids: Vec<String>,
     pub label_names: Vec<String>,
-    /// run.json's config when the folder sits in a run directory (RUN/embeddings/<stage>).
-    pub run_config: Option<serde_json::Value>,
+    /// The run's run.json when the folder sits in a run directory (RUN/embeddings/<stage>).
+    pub run: Option<RunJson>,
 }
 
 /// Finds the embeddings folder a command-line argument means: an embeddings folder itself, or a
@@ -201,12 +141,13 @@ pub fn locate_embeddings(path: &Path, stage: &str) -> anyhow::Result<std::path::
     if path.join("embeddings.safetensors").is_file() {
         return Ok(path.to_path_buf());
     }
-    if path.join(crate::run_dir::RUN_JSON).is_file() {
-        let dir = path.join("embeddings").join(stage);
+    if RunDir::is_run(path) {
+        let run = RunDir::at(path);
+        let dir = run.embeddings_root().join(stage);
         if dir.join("embeddings.safetensors").is_file() {
             return Ok(dir);
         }
-        let present: Vec<String> = std::fs::read_dir(path.join("embeddings"))
+        let present: Vec<String> = std::fs::read_dir(run.embeddings_root())
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -292,11 +233,11 @@ impl EmbeddingSet {
             return Err(bad("no layer_<i> tensors".into()));
         }
         layers.sort_by_key(|(l, _)| *l);
-        let run_config = dir
+        let run = dir
             .parent()
             .and_then(|p| p.parent())
-            .filter(|_| dir.parent().and_then(|p| p.file_name()) == Some("embeddings".as_ref()))
-            .map(crate::run_dir::read_run_config)
+            .filter(|r| dir.parent() == Some(RunDir::at(*r).embeddings_root().as_path()))
+            .map(super::read_run_json)
             .transpose()?
             .flatten();
         Ok(EmbeddingSet {
@@ -305,7 +246,7 @@ impl EmbeddingSet {
             labels,
             ids,
             label_names,
-            run_config,
+            run,
         })
     }
 
@@ -327,48 +268,16 @@ impl EmbeddingSet {
     /// ("0% (clean)", "top 25%", "bottom 2 layers", "100%"; a stage other than best is added:
     /// "top 25%, corrupted"), else the folder name.
     pub fn title(&self) -> String {
-        match &self.run_config {
-            Some(cfg) => {
-                let stage = self
-                    .dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned());
-                match stage.as_deref() {
-                    Some("best") | None => setting_title(cfg),
-                    Some(stage) => format!("{}, {stage}", setting_title(cfg)),
-                }
-            }
-            None => self
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+        let folder = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        match &self.run {
+            Some(run) => match folder.as_deref() {
+                Some("best") | None => run.config.setting_title(),
+                Some(stage) => format!("{}, {stage}", run.config.setting_title()),
+            },
+            None => folder.unwrap_or_default(),
         }
-    }
-}
-
-/// Names a run's corruption setting the way the paper's tables and figures do.
-pub fn setting_title(config: &serde_json::Value) -> String {
-    let spec = config["corrupt"].as_str().unwrap_or("none");
-    let method = config["method"].as_str().unwrap_or("reinit");
-    let base = match spec {
-        "none" => return "0% (clean)".into(),
-        "all" => "100%".to_string(),
-        other => match other.split_once(':') {
-            Some((side @ ("bottom" | "top"), amount)) => {
-                if amount.ends_with('%') {
-                    format!("{side} {amount}")
-                } else {
-                    format!("{side} {amount} layers")
-                }
-            }
-            Some(("layers", list)) => format!("layers {list}"),
-            _ => other.to_string(),
-        },
-    };
-    if method == "reinit" {
-        base
-    } else {
-        format!("{base}, {method}")
     }
 }

@@ -1,0 +1,216 @@
+//! The run directory: the one contract between training and every later tool.
+//!
+//! ```text
+//! RUN/
+//!   run.json                what ran (RunJson), written first and rewritten at the end
+//!   metrics.jsonl           one EpochRecord per finished epoch
+//!   result.json             RunResult, written last: a directory without it is unfinished
+//!   checkpoint/             the best epoch's model as an HF folder (--save-checkpoint best)
+//!   checkpoint-corrupted/   the damaged start as an HF folder (--save-checkpoint corrupted)
+//!   embeddings/<stage>/     pooled vectors per layer (--dump-embeddings; format in embeddings.rs)
+//!   curves.png              loss and score curves (heal curves, heal demo)
+//!   weights/                heal weights RUN's default output
+//! ```
+//!
+//! Every path to an entry is a method here; nothing else spells the names.
+
+pub mod embeddings;
+mod records;
+mod run_json;
+
+pub use records::{EpochRecord, RunResult, Status};
+pub use run_json::{DataFacts, RunJson, Timings};
+
+use crate::error::user;
+use crate::fsio;
+use crate::train::config::{CheckpointStage, EmbeddingStage};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Written into run.json and result.json, so readers can tell a later layout from this one.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const RUN_JSON: &str = "run.json";
+const METRICS_JSONL: &str = "metrics.jsonl";
+const RESULT_JSON: &str = "result.json";
+const CHECKPOINT: &str = "checkpoint";
+const CHECKPOINT_CORRUPTED: &str = "checkpoint-corrupted";
+const EMBEDDINGS: &str = "embeddings";
+const CURVES_PNG: &str = "curves.png";
+const WEIGHTS: &str = "weights";
+
+/// The local time as it appears in default output names (`runs/demo-20261122-085649`).
+pub fn timestamp() -> String {
+    chrono::Local::now().format("%Y%m%d-%H%M%S").to_string()
+}
+
+/// A run directory, by path. [`RunDir::create`] makes one for writing; [`RunDir::at`] names
+/// one for reading.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        RunDir { path: path.into() }
+    }
+
+    /// Whether `path` is a run directory (it holds run.json).
+    pub fn is_run(path: &Path) -> bool {
+        path.join(RUN_JSON).is_file()
+    }
+
+    /// Creates the folder. A folder that already holds files is refused unless `overwrite`,
+    /// so a finished run is never clobbered by accident; with `overwrite` the old result.json
+    /// goes first, so the folder never looks finished while it is rewritten.
+    pub fn create(path: &Path, overwrite: bool) -> anyhow::Result<Self> {
+        let run = RunDir::at(path);
+        if path.exists() {
+            let busy = std::fs::read_dir(path)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true);
+            if busy && !overwrite {
+                let what = if run.result_json().exists() {
+                    "a finished run"
+                } else {
+                    "files"
+                };
+                return Err(user(format!(
+                    "{}: already holds {what}: choose another --out or pass --overwrite",
+                    path.display()
+                )));
+            }
+            let _ = std::fs::remove_file(run.result_json());
+            let _ = std::fs::remove_file(run.metrics_jsonl());
+        }
+        std::fs::create_dir_all(path).map_err(|e| {
+            user(format!(
+                "{}: cannot create the run directory ({e})",
+                path.display()
+            ))
+        })?;
+        Ok(run)
+    }
+
+    pub fn run_json(&self) -> PathBuf {
+        self.path.join(RUN_JSON)
+    }
+
+    pub fn metrics_jsonl(&self) -> PathBuf {
+        self.path.join(METRICS_JSONL)
+    }
+
+    pub fn result_json(&self) -> PathBuf {
+        self.path.join(RESULT_JSON)
+    }
+
+    /// The HF folder of a saved model.
+    pub fn checkpoint(&self, stage: CheckpointStage) -> PathBuf {
+        self.path.join(match stage {
+            CheckpointStage::Best => CHECKPOINT,
+            CheckpointStage::Corrupted => CHECKPOINT_CORRUPTED,
+        })
+    }
+
+    /// The folder of one stage's pooled vectors.
+    pub fn embeddings(&self, stage: EmbeddingStage) -> PathBuf {
+        self.path.join(EMBEDDINGS).join(stage.name())
+    }
+
+    /// The folder that holds every stage's embeddings.
+    pub fn embeddings_root(&self) -> PathBuf {
+        self.path.join(EMBEDDINGS)
+    }
+
+    pub fn curves_png(&self) -> PathBuf {
+        self.path.join(CURVES_PNG)
+    }
+
+    /// `heal weights RUN`'s default output folder.
+    pub fn weights(&self) -> PathBuf {
+        self.path.join(WEIGHTS)
+    }
+
+    /// Whether result.json exists: the run finished (in whatever status).
+    pub fn is_finished(&self) -> bool {
+        self.result_json().is_file()
+    }
+
+    pub fn write_run_json(&self, value: &impl Serialize) -> anyhow::Result<()> {
+        fsio::write_json(&self.run_json(), value)
+    }
+
+    /// Rewrites metrics.jsonl with every epoch so far (atomically, so it is never half a line).
+    pub fn write_metrics(&self, epochs: &[EpochRecord]) -> anyhow::Result<()> {
+        let mut text = String::new();
+        for e in epochs {
+            text.push_str(&serde_json::to_string(e)?);
+            text.push('\n');
+        }
+        fsio::write_atomic(&self.metrics_jsonl(), text.as_bytes())
+    }
+
+    pub fn write_result(&self, result: &RunResult) -> anyhow::Result<()> {
+        fsio::write_json(&self.result_json(), result)
+    }
+
+    /// Reads result.json.
+    pub fn read_result(&self) -> anyhow::Result<RunResult> {
+        let path = self.result_json();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            user(format!(
+                "{}: cannot read ({e}): is the run finished?",
+                path.display()
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| user(format!("{}: not a heal result ({e})", path.display())))
+    }
+
+    /// Reads metrics.jsonl.
+    pub fn read_metrics(&self) -> anyhow::Result<Vec<EpochRecord>> {
+        let path = self.metrics_jsonl();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| user(format!("{}: cannot read ({e})", path.display())))?;
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .map_err(|e| user(format!("{}: line {}: {e}", path.display(), i + 1)))
+            })
+            .collect()
+    }
+
+    /// Reads run.json.
+    pub fn read_run_json(&self) -> anyhow::Result<RunJson> {
+        let path = self.run_json();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| user(format!("{}: cannot read ({e})", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| {
+            user(format!(
+                "{}: not a heal run.json ({e}); was it written by another version of heal?",
+                path.display()
+            ))
+        })
+    }
+}
+
+/// Reads a finished run's result.json.
+pub fn read_result(run: &Path) -> anyhow::Result<RunResult> {
+    RunDir::at(run).read_result()
+}
+
+/// Reads a run's metrics.jsonl.
+pub fn read_metrics(run: &Path) -> anyhow::Result<Vec<EpochRecord>> {
+    RunDir::at(run).read_metrics()
+}
+
+/// A run directory's run.json, or None when `path` is not a run directory (no run.json).
+pub fn read_run_json(path: &Path) -> anyhow::Result<Option<RunJson>> {
+    if !RunDir::is_run(path) {
+        return Ok(None);
+    }
+    RunDir::at(path).read_run_json().map(Some)
+}
