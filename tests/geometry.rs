@@ -1,4 +1,4 @@
-//! Representation-geometry metrics (src/analysis/geometry.rs): CKA invariances, and silhouette,
+//! Representation-geometry metrics (src/analysis/geometry/): CKA invariances, and silhouette,
 //! k-NN accuracy, separation, centroid distances and CKA against the reference numbers in
 //! tests/fixtures/geometry/cases.json (scikit-learn and numpy, made by
 //! tests/fixtures/make_geometry_refs.py).
