@@ -282,7 +282,7 @@ fn train_loop(
         }
         let bar = crate::progress::bar(
             p.train.len() as u64,
-            "ex",
+            crate::progress::Unit::Examples,
             format!("epoch {epoch}/{}", cfg.epochs),
         );
         let mut loss_sum = Tensor::zeros([], (Kind::Float, p.device));

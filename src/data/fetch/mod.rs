@@ -24,7 +24,6 @@ use crate::error::user;
 use anyhow::Context;
 use conversion::{convert_split, parquet_class_names};
 use hub::{Checksum, Hub, RemoteFile};
-use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use splits::SPLITS;
 use std::collections::BTreeMap;
@@ -49,18 +48,6 @@ fn sha256_of(path: &Path) -> anyhow::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let bytes = std::io::copy(&mut file, &mut hasher)?;
     Ok((bytes, hex(&hasher.finalize())))
-}
-
-fn progress_bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
 }
 
 /// Fetches `d` into `opts.out`: lists the conversion branch, downloads and verifies every
@@ -146,7 +133,7 @@ fn fill(
         d.config,
         hub.endpoint
     );
-    let bar = progress_bar(total);
+    let bar = crate::progress::bar(total, crate::progress::Unit::Bytes, "download");
     let mut local = Vec::new();
     let mut records = Vec::new();
     let mut commit = None;
