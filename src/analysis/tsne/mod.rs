@@ -42,6 +42,7 @@
 //!   runs with the same seed can differ (with theta = 0 it builds no tree).
 
 mod affinities;
+pub mod figure;
 mod optimise;
 mod params;
 mod pca;
