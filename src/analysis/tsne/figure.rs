@@ -1,0 +1,308 @@
+//! `heal tsne`'s figures: 2-D maps of embedding sets (PCA, then t-SNE), one PNG per input or the
+//! paper's Figure 1 as a grid of panels, each with the scores that back the picture, and beside
+//! every PNG its coordinates (CSV) and scores (JSON).
+
+use super::{embed_2d_with_progress, TsneParams};
+use crate::run_dir::embeddings::EmbeddingSet;
+use crate::analysis::geometry::{self, ClusterScores};
+use crate::error::user;
+use crate::fsio;
+use anyhow::Result;
+use ndarray::Array2;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The layer of each embedding set to map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// The deepest layer the set holds.
+    Last,
+    /// A layer number (0 = embeddings output).
+    Number(usize),
+}
+
+impl FromStr for Layer {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "last" {
+            return Ok(Layer::Last);
+        }
+        s.parse()
+            .map(Layer::Number)
+            .map_err(|_| user(format!("--layer {s:?}: use last or a layer number")))
+    }
+}
+
+/// What `heal tsne` draws: the inputs, how to map them, and where the PNGs go.
+#[derive(Clone, Debug)]
+pub struct FigureRequest {
+    /// Embedding sets or run directories (then RUN/embeddings/<stage>).
+    pub inputs: Vec<PathBuf>,
+    /// Stage read from run directories: pretrained, corrupted or best.
+    pub stage: String,
+    pub layer: Layer,
+    /// One panel title per input; `None`: each set's [`EmbeddingSet::title`].
+    pub titles: Option<Vec<String>>,
+    /// Draw all inputs as one grid of panels into `out`.
+    pub panel: bool,
+    /// Output PNG; `None`: `<input>/tsne.png` for each input (the run directory's for a run).
+    pub out: Option<PathBuf>,
+    /// Panels per row with `panel`; `None`: 4, or fewer inputs.
+    pub columns: Option<usize>,
+    pub params: TsneParams,
+    /// Neighbours for the k-NN accuracy under each panel.
+    pub k: usize,
+}
+
+impl FigureRequest {
+    /// Checks the request before any input is read; the errors name `heal tsne`'s flags.
+    pub fn validate(&self) -> Result<()> {
+        if self.k == 0 {
+            return Err(user("--k 0: give at least 1 neighbour"));
+        }
+        if let Some(t) = &self.titles {
+            if t.len() != self.inputs.len() {
+                return Err(user(format!(
+                    "--titles has {} names for {} inputs: give one per input",
+                    t.len(),
+                    self.inputs.len()
+                )));
+            }
+        }
+        if !self.panel && self.out.is_some() && self.inputs.len() > 1 {
+            return Err(user(
+                "--out names one PNG: with several inputs use --panel, or leave --out out to write <input>/tsne.png each",
+            ));
+        }
+        if self.panel && self.out.is_none() {
+            return Err(user("--panel draws one figure: give --out FILE.png"));
+        }
+        Ok(())
+    }
+}
+
+/// One input's map, as scored under its panel.
+#[derive(Clone, Debug)]
+pub struct MapScores {
+    /// The embeddings folder read.
+    pub input: PathBuf,
+    pub title: String,
+    pub layer: usize,
+    pub scores: ClusterScores,
+}
+
+/// A PNG and its side files.
+#[derive(Clone, Debug)]
+pub struct FigureFiles {
+    pub png: PathBuf,
+    /// `<png stem>.csv`: input, title, layer, id, label, x, y of every point.
+    pub csv: PathBuf,
+    /// `<png stem>.json`: the t-SNE parameters and each map's scores.
+    pub json: PathBuf,
+}
+
+/// What [`draw`] made: every map in input order, and every PNG written.
+#[derive(Clone, Debug)]
+pub struct Figures {
+    pub maps: Vec<MapScores>,
+    pub files: Vec<FigureFiles>,
+}
+
+/// Maps every input of `req` to 2-D and writes the PNGs with their side files. `log` receives
+/// the command's report as the work goes, one line at a time: each map's scores, then each PNG.
+pub fn draw(req: &FigureRequest, log: &mut dyn FnMut(&str)) -> Result<Figures> {
+    req.validate()?;
+    // Read every input first, so that a bad one fails before minutes of t-SNE.
+    let sets = req
+        .inputs
+        .iter()
+        .map(|p| EmbeddingSet::read(p, &req.stage))
+        .collect::<Result<Vec<_>>>()?;
+    let class_names = sets[0].label_names.clone();
+    if let Some(other) = sets.iter().find(|s| s.label_names != class_names) {
+        return Err(user(format!(
+            "{}: its classes {:?} differ from {:?} of {}: panels must share the label set",
+            other.dir.display(),
+            other.label_names,
+            class_names,
+            sets[0].dir.display()
+        )));
+    }
+    let mut maps = Vec::new();
+    for (i, set) in sets.into_iter().enumerate() {
+        let title = req
+            .titles
+            .as_ref()
+            .map_or_else(|| set.title(), |t| t[i].clone());
+        let map = map_one(set, req.layer, &req.params, req.k)?;
+        log(&format!(
+            "{:<24} layer {:>2}: {}",
+            title,
+            map.layer,
+            footer(&map.scores, req.k)
+        ));
+        maps.push((map, title));
+    }
+    let mut files = Vec::new();
+    if req.panel {
+        let out = req.out.as_ref().expect("validated");
+        let columns = req.columns.unwrap_or(4).clamp(1, maps.len());
+        let panels: Vec<viz::ScatterPanel> = maps
+            .iter()
+            .map(|(m, t)| panel(m, t.clone(), req.k))
+            .collect();
+        let refs: Vec<(&Map, String)> = maps.iter().map(|(m, t)| (m, t.clone())).collect();
+        let written = sidecars(out);
+        write_csv(&written.csv, &refs)?;
+        write_scores(&written.json, &refs, &req.params, req.k)?;
+        viz::scatter_grid(out, &panels, &class_names, columns, (460, 420))?;
+        log(&format!("t-SNE panels: {}", out.display()));
+        files.push(written);
+    } else {
+        for (m, t) in &maps {
+            let out = req.out.clone().unwrap_or_else(|| default_png(&m.set));
+            let refs = vec![(m, t.clone())];
+            let written = sidecars(&out);
+            write_csv(&written.csv, &refs)?;
+            write_scores(&written.json, &refs, &req.params, req.k)?;
+            viz::scatter_grid(
+                &out,
+                &[panel(m, t.clone(), req.k)],
+                &class_names,
+                1,
+                (560, 520),
+            )?;
+            log(&format!("t-SNE: {}", out.display()));
+            files.push(written);
+        }
+    }
+    let maps = maps
+        .into_iter()
+        .map(|(m, title)| MapScores {
+            input: m.set.dir,
+            title,
+            layer: m.layer,
+            scores: m.scores,
+        })
+        .collect();
+    Ok(Figures { maps, files })
+}
+
+/// One input mapped to 2-D.
+struct Map {
+    set: EmbeddingSet,
+    layer: usize,
+    points: Array2<f64>,
+    scores: ClusterScores,
+}
+
+fn map_one(set: EmbeddingSet, layer: Layer, params: &TsneParams, k: usize) -> Result<Map> {
+    let (layer, matrix) = match layer {
+        Layer::Last => set.last_layer(),
+        Layer::Number(l) => {
+            let m = set.layer(l).ok_or_else(|| {
+                user(format!(
+                    "{}: no layer {l}; it has {:?}",
+                    set.dir.display(),
+                    set.layers.iter().map(|(l, _)| *l).collect::<Vec<_>>()
+                ))
+            })?;
+            (l, m)
+        }
+    };
+    let bar = crate::progress::bar(
+        params.iterations as u64,
+        crate::progress::Unit::Iterations,
+        "t-SNE",
+    );
+    bar.set_message(set.title());
+    let points = embed_2d_with_progress(matrix.view(), params, &mut |i| bar.set_position(i as u64))
+        .map_err(|e| e.context(format!("{}", set.dir.display())))?;
+    bar.finish_and_clear();
+    let scores = geometry::cluster_scores(points.view(), &set.labels, k);
+    Ok(Map {
+        set,
+        layer,
+        points,
+        scores,
+    })
+}
+
+/// Where a single map goes without an explicit PNG: beside the run, or in the embeddings folder.
+fn default_png(set: &EmbeddingSet) -> PathBuf {
+    let base = if set.run.is_some() {
+        set.dir
+            .parent()
+            .and_then(|p| p.parent())
+            .unwrap_or(&set.dir)
+            .to_path_buf()
+    } else {
+        set.dir.clone()
+    };
+    base.join("tsne.png")
+}
+
+fn footer(s: &ClusterScores, k: usize) -> String {
+    format!("silhouette {:.2} · {k}-NN acc {:.3}", s.silhouette, s.knn)
+}
+
+fn panel(map: &Map, title: String, k: usize) -> viz::ScatterPanel {
+    viz::ScatterPanel {
+        title,
+        footer: footer(&map.scores, k),
+        points: map
+            .points
+            .rows()
+            .into_iter()
+            .map(|r| (r[0], r[1]))
+            .collect(),
+        classes: map.set.labels.clone(),
+    }
+}
+
+fn sidecars(png: &Path) -> FigureFiles {
+    FigureFiles {
+        png: png.to_path_buf(),
+        csv: png.with_extension("csv"),
+        json: png.with_extension("json"),
+    }
+}
+
+/// Coordinates next to the PNG: `<png stem>.csv` with input, title, id, label, x, y.
+fn write_csv(path: &Path, maps: &[(&Map, String)]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["input", "title", "layer", "id", "label", "x", "y"])?;
+    for (m, title) in maps {
+        for (i, row) in m.points.rows().into_iter().enumerate() {
+            let label = m.set.labels[i];
+            w.write_record([
+                m.set.dir.display().to_string(),
+                title.clone(),
+                m.layer.to_string(),
+                m.set.ids[i].clone(),
+                m.set
+                    .label_names
+                    .get(label)
+                    .cloned()
+                    .unwrap_or_else(|| label.to_string()),
+                row[0].to_string(),
+                row[1].to_string(),
+            ])?;
+        }
+    }
+    fsio::write_atomic(path, &w.into_inner()?)
+}
+
+fn write_scores(path: &Path, maps: &[(&Map, String)], params: &TsneParams, k: usize) -> Result<()> {
+    let rows: Vec<serde_json::Value> = maps
+        .iter()
+        .map(|(m, title)| {
+            serde_json::json!({
+                "input": m.set.dir, "title": title, "layer": m.layer, "examples": m.set.ids.len(),
+                "silhouette_2d": m.scores.silhouette, "knn_accuracy_2d": m.scores.knn,
+                "separation_2d": m.scores.separation, "k": k,
+            })
+        })
+        .collect();
+    fsio::write_json(path, &serde_json::json!({"params": params, "maps": rows}))
+}

@@ -1,0 +1,160 @@
+//! The heal engine's optimiser: the starting layout, gradient descent on KL(P || Q), and the
+//! KL divergence itself.
+
+use super::affinities::Affinities;
+use super::params::{Init, TsneParams};
+use super::pca::pca;
+use super::tree::{repulse_exact, repulsion_into, QuadTree};
+use super::{from_array, to_array};
+use anyhow::Result;
+use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+/// The starting layout for the heal engine.
+pub(super) fn initial_layout(
+    data: ArrayView2<f64>,
+    first_columns_are_pcs: bool,
+    params: &TsneParams,
+) -> Result<Vec<[f64; 2]>> {
+    let n = data.nrows();
+    if params.init == Init::Pca && data.ncols() >= 2 {
+        let pcs = if first_columns_are_pcs {
+            data.slice(ndarray::s![.., ..2]).to_owned()
+        } else {
+            pca(data, 2)?
+        };
+        let col0 = pcs.column(0);
+        let mean = col0.sum() / n as f64;
+        let var = col0.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+        let std = var.sqrt();
+        if std > 0.0 && std.is_finite() {
+            let scale = 1e-4 / std;
+            return Ok(pcs
+                .outer_iter()
+                .map(|r| [r[0] * scale, r[1] * scale])
+                .collect());
+        }
+        // All points equal along every direction: nothing to start from; fall through.
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+    Ok((0..n)
+        .map(|_| {
+            let a: f64 = StandardNormal.sample(&mut rng);
+            let b: f64 = StandardNormal.sample(&mut rng);
+            [1e-4 * a, 1e-4 * b]
+        })
+        .collect())
+}
+
+/// KL(P || Q) of a layout, with the exact Q (O(n^2)); `y` is n x 2.
+pub fn kl_divergence(p: &Affinities, y: ArrayView2<f64>) -> f64 {
+    let pts = from_array(y);
+    assert_eq!(pts.len(), p.n(), "layout and affinities differ in size");
+    let zs: Vec<f64> = (0..pts.len())
+        .into_par_iter()
+        .with_min_len(16)
+        .map(|i| repulse_exact(i, &pts).1)
+        .collect();
+    let z: f64 = zs.iter().sum();
+    let rows: Vec<f64> = (0..pts.len())
+        .into_par_iter()
+        .with_min_len(64)
+        .map(|i| {
+            let yi = pts[i];
+            p.row(i)
+                .filter(|&(_, v)| v > 0.0)
+                .map(|(j, v)| {
+                    let dx = yi[0] - pts[j][0];
+                    let dy = yi[1] - pts[j][1];
+                    let q = 1.0 / (1.0 + dx * dx + dy * dy) / z;
+                    v * (v / q.max(f64::MIN_POSITIVE)).ln()
+                })
+                .sum::<f64>()
+        })
+        .collect();
+    rows.iter().sum()
+}
+
+/// Runs the heal engine's gradient descent from `y`.
+pub(super) fn optimise(
+    p: &Affinities,
+    mut y: Vec<[f64; 2]>,
+    params: &TsneParams,
+    progress: &mut dyn FnMut(usize),
+) -> Vec<[f64; 2]> {
+    let n = y.len();
+    let lr = params.learning_rate.resolve(n, params.early_exaggeration);
+    let mut tree = QuadTree::default();
+    let mut attract = vec![[0.0f64; 2]; n];
+    let mut repel = vec![([0.0f64; 2], 0.0f64); n];
+    let mut update = vec![[0.0f64; 2]; n];
+    let mut gains = vec![[1.0f64; 2]; n];
+    for it in 0..params.iterations {
+        let exploring = it < params.exaggeration_iterations;
+        if it == params.exaggeration_iterations && it > 0 {
+            // scikit-learn starts its second descent with a fresh step and gains.
+            update.iter_mut().for_each(|u| *u = [0.0; 2]);
+            gains.iter_mut().for_each(|g| *g = [1.0; 2]);
+        }
+        let (momentum, exaggeration) = if exploring {
+            (0.5, params.early_exaggeration)
+        } else {
+            (0.8, 1.0)
+        };
+        // Attraction: sum_j P_ij q_ij (y_i - y_j), per point.
+        {
+            let yv = &y[..];
+            attract
+                .par_iter_mut()
+                .enumerate()
+                .with_min_len(64)
+                .for_each(|(i, a)| {
+                    let yi = yv[i];
+                    let (mut ax, mut ay) = (0.0, 0.0);
+                    let r = p.row_start[i]..p.row_start[i + 1];
+                    for (&j, &v) in p.cols[r.clone()].iter().zip(&p.vals[r]) {
+                        let yj = yv[j as usize];
+                        let dx = yi[0] - yj[0];
+                        let dy = yi[1] - yj[1];
+                        let w = v / (1.0 + dx * dx + dy * dy);
+                        ax += w * dx;
+                        ay += w * dy;
+                    }
+                    *a = [ax, ay];
+                });
+        }
+        repulsion_into(&y, params.theta, &mut tree, &mut repel);
+        // Z in index order, whatever the threads did.
+        let z: f64 = repel.iter().map(|r| r.1).sum();
+        let inv_z = 1.0 / z;
+        for i in 0..n {
+            for c in 0..2 {
+                let g = 4.0 * (exaggeration * attract[i][c] - repel[i].0[c] * inv_z);
+                let u = update[i][c];
+                let gain = if u * g < 0.0 {
+                    gains[i][c] + 0.2
+                } else {
+                    gains[i][c] * 0.8
+                };
+                let gain = gain.max(0.01);
+                gains[i][c] = gain;
+                let u = momentum * u - lr * gain * g;
+                update[i][c] = u;
+                y[i][c] += u;
+            }
+        }
+        progress(it + 1);
+    }
+    y
+}
+
+/// Runs the heal engine's optimiser on given affinities from a given n x 2 layout (for tests
+/// and experiments: no PCA, no validation beyond sizes).
+pub fn optimise_layout(p: &Affinities, init: ArrayView2<f64>, params: &TsneParams) -> Array2<f64> {
+    let y = from_array(init);
+    assert_eq!(y.len(), p.n(), "layout and affinities differ in size");
+    to_array(&optimise(p, y, params, &mut |_| {}))
+}

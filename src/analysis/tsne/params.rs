@@ -1,0 +1,258 @@
+//! What decides a t-SNE map: the engine, the learning rate, the starting layout, the rest of
+//! [`TsneParams`], and their checks against an input.
+
+use crate::error::user;
+use anyhow::Result;
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which t-SNE implementation runs after the PCA.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Engine {
+    /// heal's own multi-threaded Barnes-Hut t-SNE.
+    #[default]
+    Heal,
+    /// linfa-tsne (bhtsne): learning rate fixed at 200, one thread.
+    Linfa,
+}
+
+impl Engine {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "heal" => Ok(Engine::Heal),
+            "linfa" => Ok(Engine::Linfa),
+            _ => Err(user(format!(
+                "t-SNE engine {text:?} is not known; use heal or linfa"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Heal => "heal",
+            Engine::Linfa => "linfa",
+        })
+    }
+}
+
+impl FromStr for Engine {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Engine::parse(s)
+    }
+}
+
+crate::string_serde!(Engine);
+
+/// The gradient-descent step size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum LearningRate {
+    /// max(n / early_exaggeration / 4, 50), as scikit-learn's `learning_rate="auto"`; 200 for
+    /// [`Engine::Linfa`].
+    #[default]
+    Auto,
+    Fixed(f64),
+}
+
+impl LearningRate {
+    pub fn parse(text: &str) -> Result<Self> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("auto") {
+            return Ok(LearningRate::Auto);
+        }
+        match t.parse::<f64>() {
+            Ok(x) if x > 0.0 && x.is_finite() => Ok(LearningRate::Fixed(x)),
+            _ => Err(user(format!(
+                "t-SNE learning rate {text:?}: use auto or a number above 0"
+            ))),
+        }
+    }
+
+    /// The step size for `n` points.
+    pub fn resolve(&self, n: usize, early_exaggeration: f64) -> f64 {
+        match *self {
+            LearningRate::Auto => (n as f64 / early_exaggeration / 4.0).max(50.0),
+            LearningRate::Fixed(x) => x,
+        }
+    }
+}
+
+impl fmt::Display for LearningRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LearningRate::Auto => f.write_str("auto"),
+            LearningRate::Fixed(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+impl FromStr for LearningRate {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        LearningRate::parse(s)
+    }
+}
+
+crate::string_serde!(LearningRate);
+
+/// Where the 2-D points start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Init {
+    /// The first two principal components, scaled to a standard deviation of 1e-4 in the first.
+    #[default]
+    Pca,
+    /// N(0, 1e-4^2) from the seed.
+    Random,
+}
+
+impl Init {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "pca" => Ok(Init::Pca),
+            "random" => Ok(Init::Random),
+            _ => Err(user(format!(
+                "t-SNE initialisation {text:?} is not known; use pca or random"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Init {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Init::Pca => "pca",
+            Init::Random => "random",
+        })
+    }
+}
+
+impl FromStr for Init {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Init::parse(s)
+    }
+}
+
+crate::string_serde!(Init);
+
+/// Everything that decides a t-SNE map. The defaults are scikit-learn's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TsneParams {
+    /// Effective number of neighbours; must be below (n - 1) / 3.
+    pub perplexity: f64,
+    /// Total gradient-descent iterations, the exaggeration phase included.
+    pub iterations: usize,
+    pub learning_rate: LearningRate,
+    /// Used by [`Init::Random`] and by [`Engine::Linfa`]; the heal engine with [`Init::Pca`]
+    /// draws no random numbers.
+    pub seed: u64,
+    /// Barnes-Hut accuracy: 0 is exact (O(n^2) per iteration), larger is faster and rougher.
+    pub theta: f64,
+    pub early_exaggeration: f64,
+    pub exaggeration_iterations: usize,
+    /// PCA to this many dimensions first; skipped when the input has this many columns or
+    /// fewer, or when 0.
+    pub pca_dims: usize,
+    pub init: Init,
+    pub engine: Engine,
+}
+
+impl Default for TsneParams {
+    fn default() -> Self {
+        TsneParams {
+            perplexity: 30.0,
+            iterations: 1000,
+            learning_rate: LearningRate::Auto,
+            seed: 0,
+            theta: 0.5,
+            early_exaggeration: 12.0,
+            exaggeration_iterations: 250,
+            pca_dims: 50,
+            init: Init::Pca,
+            engine: Engine::Heal,
+        }
+    }
+}
+
+/// The largest "round" perplexity that `n` points allow, for error messages.
+fn suggested_perplexity(n: usize) -> String {
+    let bound = (n as f64 - 1.0) / 3.0;
+    if bound > 2.0 {
+        format!("{}", bound.ceil() - 1.0)
+    } else {
+        format!("{:.2}", (bound * 0.9 * 100.0).floor() / 100.0)
+    }
+}
+
+/// Checks the parameters against an input of `n` rows.
+pub(super) fn validate_params(n: usize, params: &TsneParams) -> Result<()> {
+    if n < 4 {
+        return Err(user(format!("t-SNE needs at least 4 points; got {n}")));
+    }
+    let p = params.perplexity;
+    if !(p > 0.0 && p.is_finite()) {
+        return Err(user(format!(
+            "t-SNE perplexity {p} must be a number above 0 (30 is usual)"
+        )));
+    }
+    let bound = (n as f64 - 1.0) / 3.0;
+    if p >= bound {
+        return Err(user(format!(
+            "t-SNE perplexity {p} is too large for {n} points: it must be below (n - 1) / 3 = {bound:.2}; try perplexity {}",
+            suggested_perplexity(n)
+        )));
+    }
+    if !(params.theta >= 0.0 && params.theta.is_finite()) {
+        return Err(user(format!(
+            "t-SNE theta {} must be 0 (exact) or more (0.5 is usual)",
+            params.theta
+        )));
+    }
+    let ee = params.early_exaggeration;
+    if !(ee > 0.0 && ee.is_finite()) {
+        return Err(user(format!(
+            "t-SNE early exaggeration {ee} must be a number above 0 (12 is usual)"
+        )));
+    }
+    if let LearningRate::Fixed(x) = params.learning_rate {
+        if !(x > 0.0 && x.is_finite()) {
+            return Err(user(format!(
+                "t-SNE learning rate {x} must be auto or a number above 0"
+            )));
+        }
+    }
+    if params.engine == Engine::Linfa {
+        match params.learning_rate {
+            LearningRate::Auto => {}
+            LearningRate::Fixed(200.0) => {}
+            LearningRate::Fixed(x) => {
+                return Err(user(format!(
+                    "t-SNE learning rate {x}: the linfa engine fixes it at 200; use learning rate auto or 200, or the heal engine"
+                )))
+            }
+        }
+        if ee != 12.0 {
+            return Err(user(format!(
+                "t-SNE early exaggeration {ee}: the linfa engine fixes it at 12; use 12 or the heal engine"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rejects a NaN or infinite value in `what`'s input, naming where it is.
+pub(super) fn check_finite(x: ArrayView2<f64>, what: &str) -> Result<()> {
+    if let Some(((r, c), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(user(format!(
+            "{what} input has a non-finite value ({v}) at row {r}, column {c}; remove or fix that row"
+        )));
+    }
+    Ok(())
+}
