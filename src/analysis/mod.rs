@@ -2,6 +2,7 @@
 //! training loop.
 
 pub mod curves;
+pub mod drift;
 pub mod geometry;
 pub mod tsne;
 pub mod weights;

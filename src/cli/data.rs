@@ -4,7 +4,13 @@ use crate::data::fetch::{self, FetchOptions};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
+const FETCH_EXAMPLES: &str = "Examples:
+  heal data fetch sst2                        # -> data/sst2
+  heal data fetch mrpc --out data/mrpc --force
+  HF_ENDPOINT=https://hf-mirror.example heal data fetch ag_news";
+
 #[derive(Args, Debug)]
+#[command(after_help = FETCH_EXAMPLES)]
 pub struct DataArgs {
     #[command(subcommand)]
     pub command: DataCommand,
@@ -27,7 +33,8 @@ branch, every file with its sha256 and row count, and the label counts.\n\n\
 The hub is https://huggingface.co unless HF_ENDPOINT names another (a mirror), as for \
 huggingface_hub. Everything is written into a temporary folder beside the output and moved into \
 place at the end: a failed fetch leaves nothing behind.",
-        after_long_help = fetch::help_table()
+        after_help = FETCH_EXAMPLES,
+        after_long_help = format!("{FETCH_EXAMPLES}\n\n{}", fetch::help_table())
     )]
     Fetch(FetchArgs),
 }

@@ -1,0 +1,22 @@
+//! Weight statistics of a checkpoint and the change between checkpoints, per layer and module.
+//!
+//! Every tensor is filed under one layer (0 = embeddings, i = encoder layer i, none = the head)
+//! and one module (q, k, v, o, ffn_in, ffn_out, ln_attn, ln_ffn, embeddings, pooler,
+//! classifier), and, for the histograms, under one group: the weight matrices of each module
+//! type, the linear layers' biases, LayerNorm gamma, LayerNorm beta, the embedding tables and the
+//! head. Every parameter lands in exactly one group, so the histograms of a checkpoint count all
+//! of its parameters.
+
+mod checkpoint;
+mod comparison;
+mod histogram;
+mod place;
+mod report;
+mod stats;
+
+pub use checkpoint::Weights;
+pub use comparison::{by_layer, by_module, compare, ChangeSums, Comparison, TensorChange};
+pub use histogram::{histograms, GroupHistogram};
+pub use place::{place, Group, Place, ALL_GROUPS};
+pub use report::{write_report, ReportRequest, HEATMAP_MODULES};
+pub use stats::{stats_of, TensorStats, OUTLIER_STD};
