@@ -7,7 +7,6 @@
 //! configs defined here. Nothing here calls Python. ARCHITECTURE.md is the map.
 
 pub mod analysis;
-pub mod cli;
 pub mod corrupt;
 pub mod data;
 pub mod defaults;
@@ -21,7 +20,6 @@ pub mod npy;
 pub mod progress;
 pub mod run_dir;
 pub mod string_serde;
-pub mod summary;
 pub mod sweep;
 pub mod train;
 pub mod versions;

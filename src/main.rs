@@ -1,9 +1,14 @@
+//! The `heal` binary: parses the command line and calls the library (src/cli/ only translates
+//! flags into the library's typed configs).
+
+mod cli;
+
 use clap::Parser;
 
 fn main() {
-    let cli = heal::cli::Cli::parse();
-    heal::cli::init_logging(cli.verbose);
-    if let Err(err) = heal::cli::run(cli) {
+    let args = cli::Cli::parse();
+    cli::init_logging(args.verbose);
+    if let Err(err) = cli::run(args) {
         match heal::error::find_user_error(&err) {
             Some(user) => {
                 eprintln!("error: {user}");

@@ -2,6 +2,7 @@
 //! layer; or linear CKA to a reference across many runs, as a heatmap of layers x runs.
 
 use crate::run_dir::embeddings::EmbeddingSet;
+use crate::train::config::EmbeddingStage;
 use crate::analysis::geometry::{self, LayerDrift};
 use crate::error::user;
 use crate::fsio;
@@ -15,12 +16,12 @@ use std::path::{Path, PathBuf};
 pub struct EmbeddingInput {
     pub path: PathBuf,
     /// pretrained, corrupted or best; only read when `path` is a run directory.
-    pub stage: String,
+    pub stage: EmbeddingStage,
 }
 
 impl EmbeddingInput {
     fn read(&self) -> anyhow::Result<EmbeddingSet> {
-        EmbeddingSet::read(&self.path, &self.stage)
+        EmbeddingSet::read(&self.path, self.stage)
     }
 }
 

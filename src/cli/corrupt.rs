@@ -1,9 +1,9 @@
 //! `heal corrupt`: write a damaged copy of a checkpoint.
 
-use crate::corrupt::method::{Kaiming, Method};
-use crate::corrupt::select::{parse_modules, Include};
-use crate::corrupt::spec::LayerSpec;
-use crate::corrupt::CorruptionConfig;
+use heal::corrupt::method::{Kaiming, Method};
+use heal::corrupt::select::{parse_modules, Include};
+use heal::corrupt::spec::LayerSpec;
+use heal::corrupt::CorruptionConfig;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -52,14 +52,14 @@ pub fn run(args: CorruptArgs) -> anyhow::Result<()> {
         kaiming: args.kaiming,
         seed: args.seed,
     };
-    let model_dir = crate::defaults::resolve_model(&args.model)?;
-    let report = crate::corrupt::checkpoint::corrupt_checkpoint(
+    let model_dir = heal::defaults::resolve_model(&args.model)?;
+    let report = heal::corrupt::checkpoint::corrupt_checkpoint(
         &model_dir,
         &cfg,
         &args.out,
         args.overwrite,
     )?;
-    print!("{}", crate::corrupt::format_report(&report));
+    print!("{}", heal::corrupt::format_report(&report));
     println!("corrupted checkpoint: {}", args.out.display());
     Ok(())
 }

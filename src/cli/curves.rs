@@ -18,8 +18,8 @@ pub struct CurvesArgs {
 pub fn run(args: CurvesArgs) -> anyhow::Result<()> {
     let out = args
         .out
-        .unwrap_or_else(|| crate::run_dir::RunDir::at(&args.run).curves_png());
-    crate::analysis::curves::render(&args.run, &out)?;
+        .unwrap_or_else(|| heal::run_dir::RunDir::at(&args.run).curves_png());
+    heal::analysis::curves::render(&args.run, &out)?;
     println!("{}", out.display());
     Ok(())
 }

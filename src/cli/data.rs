@@ -1,6 +1,6 @@
 //! `heal data fetch NAME`: a dataset from the Hugging Face hub in the project's JSON-lines form.
 
-use crate::data::fetch::{self, FetchOptions};
+use heal::data::fetch::{self, FetchOptions};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! `heal demo`: minilm-l6 fine-tuned on bbc-news, 3 epochs, on the CPU.
 
-use crate::run_dir::RunDir;
-use crate::train::FinetuneOptions;
+use heal::run_dir::RunDir;
+use heal::train::FinetuneOptions;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -20,21 +20,21 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let options = FinetuneOptions {
-        model: Some(crate::defaults::MINILM_L6.into()),
-        data: Some(crate::defaults::BBC_NEWS.into()),
+        model: Some(heal::defaults::MINILM_L6.into()),
+        data: Some(heal::defaults::BBC_NEWS.into()),
         epochs: Some(3),
         device: Some("cpu".into()),
         threads: args.threads,
         out: Some(args.out.unwrap_or_else(|| {
-            PathBuf::from("runs").join(format!("demo-{}", crate::run_dir::timestamp()))
+            PathBuf::from("runs").join(format!("demo-{}", heal::run_dir::timestamp()))
         })),
         ..Default::default()
     };
     let cfg = options.resolve()?;
-    let outcome = crate::train::finetune(&cfg)?;
-    crate::summary::print(&cfg, &outcome);
+    let outcome = heal::train::finetune(&cfg)?;
+    super::summary::print(&cfg, &outcome);
     let png = RunDir::at(&outcome.run_dir).curves_png();
-    match crate::analysis::curves::render(&outcome.run_dir, &png) {
+    match heal::analysis::curves::render(&outcome.run_dir, &png) {
         Ok(()) => println!("curves: {}", png.display()),
         Err(e) => log::warn!("could not draw the curves: {e:#}"),
     }

@@ -1,9 +1,10 @@
 //! `heal drift`: how far representations moved between two embedding sets of the same examples,
 //! layer by layer; or a heatmap of CKA to a reference across many runs.
 
-use crate::analysis::drift::{self, DriftInputs, DriftRequest, EmbeddingInput};
-use crate::error::user;
+use heal::analysis::drift::{self, DriftInputs, DriftRequest, EmbeddingInput};
+use heal::error::user;
 use clap::Args;
+use heal::train::config::EmbeddingStage;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -25,11 +26,11 @@ pub struct DriftArgs {
     pub reference: Option<PathBuf>,
     /// Stage read from a run directory given as A (and as the reference): pretrained,
     /// corrupted or best.
-    #[arg(long, default_value = "best")]
-    pub stage_a: String,
+    #[arg(long, value_enum, default_value = "best")]
+    pub stage_a: EmbeddingStage,
     /// Stage read from a run directory given as B (and as every compared run).
-    #[arg(long, default_value = "best")]
-    pub stage_b: String,
+    #[arg(long, value_enum, default_value = "best")]
+    pub stage_b: EmbeddingStage,
     /// Neighbours for the k-NN accuracy (leave-one-out, Euclidean).
     #[arg(long, default_value_t = 5)]
     pub k: usize,
@@ -43,9 +44,9 @@ pub fn run(args: DriftArgs) -> anyhow::Result<()> {
     if args.k == 0 {
         return Err(user("--k 0: give at least 1 neighbour"));
     }
-    let input = |path: &PathBuf, stage: &str| EmbeddingInput {
+    let input = |path: &PathBuf, stage: EmbeddingStage| EmbeddingInput {
         path: path.clone(),
-        stage: stage.to_string(),
+        stage,
     };
     let inputs = match &args.reference {
         None => {
@@ -56,17 +57,17 @@ pub fn run(args: DriftArgs) -> anyhow::Result<()> {
                 )));
             }
             DriftInputs::Pair {
-                a: input(&args.inputs[0], &args.stage_a),
-                b: input(&args.inputs[1], &args.stage_b),
+                a: input(&args.inputs[0], args.stage_a),
+                b: input(&args.inputs[1], args.stage_b),
                 out: args.out.clone(),
             }
         }
         Some(reference) => DriftInputs::Reference {
-            reference: input(reference, &args.stage_a),
+            reference: input(reference, args.stage_a),
             runs: args
                 .inputs
                 .iter()
-                .map(|p| input(p, &args.stage_b))
+                .map(|p| input(p, args.stage_b))
                 .collect(),
             out: args
                 .out

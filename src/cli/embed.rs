@@ -1,7 +1,7 @@
 //! `heal embed (RUN_DIR | MODEL)`: per-layer pooled vectors for every example of a split.
 
-use crate::extract::{self, ExtractRequest, Split};
-use crate::model::head::Pooling;
+use heal::extract::{self, ExtractRequest, Split};
+use heal::model::head::Pooling;
 use clap::Args;
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! `heal finetune`: flags and/or a TOML file -> [`FinetuneConfig`] -> a run directory.
 
-use crate::train::FinetuneOptions;
+use heal::train::FinetuneOptions;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -27,7 +27,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
         None => FinetuneOptions::default(),
     };
     let cfg = args.options.over(base).resolve()?;
-    let outcome = crate::train::finetune(&cfg)?;
-    crate::summary::print(&cfg, &outcome);
+    let outcome = heal::train::finetune(&cfg)?;
+    super::summary::print(&cfg, &outcome);
     Ok(())
 }

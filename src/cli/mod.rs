@@ -9,6 +9,7 @@ pub mod drift;
 pub mod embed;
 pub mod finetune;
 pub mod report;
+pub mod summary;
 pub mod sweep;
 pub mod tsne;
 pub mod weights;

@@ -1,7 +1,7 @@
 //! `heal report`: tables and charts from a sweep directory.
 
-use crate::sweep::report::{self, Protocol};
-use crate::sweep::Plan;
+use heal::sweep::report::{self, Protocol};
+use heal::sweep::Plan;
 use clap::Args;
 use std::path::PathBuf;
 

@@ -1,8 +1,8 @@
 //! `heal sweep`: run a grid of fine-tuning runs (or plan it, run one cell, or write an sbatch
 //! job-array script for Slurm).
 
-use crate::error::user;
-use crate::sweep::{self, Plan, SlurmOptions};
+use heal::error::user;
+use heal::sweep::{self, Plan, SlurmOptions};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -108,7 +108,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         let script = sweep::sbatch_script(&plan, &args.out, &heal, &opts)?;
         std::fs::create_dir_all(args.out.join("logs"))?;
         let path = args.out.join("sweep.sbatch");
-        crate::fsio::write_atomic(&path, script.as_bytes())?;
+        heal::fsio::write_atomic(&path, script.as_bytes())?;
         println!("{}", path.display());
         println!(
             "submit: sbatch {}   then, when the array is done: heal report {}",

@@ -1,9 +1,10 @@
 //! `heal tsne`: 2-D maps of pooled embeddings (PCA, then t-SNE), one per run or the paper's
 //! Figure 1 as a grid of panels, each with the scores that back the picture.
 
-use crate::analysis::tsne::figure::{self, FigureRequest};
-use crate::analysis::tsne::TsneParams;
+use heal::analysis::tsne::figure::{self, FigureRequest};
+use heal::analysis::tsne::TsneParams;
 use clap::Args;
+use heal::train::config::EmbeddingStage;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -24,8 +25,8 @@ pub struct TsneArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Stage read from run directories: pretrained, corrupted or best.
-    #[arg(long, default_value = "best")]
-    pub stage: String,
+    #[arg(long, value_enum, default_value = "best")]
+    pub stage: EmbeddingStage,
     /// Layer to map: last, or a layer number (0 = embeddings output).
     #[arg(long, default_value = "last")]
     pub layer: String,

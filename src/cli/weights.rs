@@ -1,10 +1,10 @@
 //! `heal weights`: weight statistics of one checkpoint, or the change between two (or three).
 
-use crate::analysis::weights::{write_report, ReportRequest};
-use crate::corrupt::spec::LayerSpec;
-use crate::error::user;
-use crate::run_dir::RunDir;
-use crate::train::config::CheckpointStage;
+use heal::analysis::weights::{write_report, ReportRequest};
+use heal::corrupt::spec::LayerSpec;
+use heal::error::user;
+use heal::run_dir::RunDir;
+use heal::train::config::CheckpointStage;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -57,7 +57,7 @@ fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
         return Err(user("--bins 0: give at least 1 bin"));
     }
     let a_path = Path::new(&args.a);
-    if let Some(run_json) = crate::run_dir::read_run_json(a_path)? {
+    if let Some(run_json) = heal::run_dir::read_run_json(a_path)? {
         if args.b.is_some() {
             return Err(user(format!(
                 "{}: a run directory compares its own checkpoints; give either one run directory or two checkpoints",
@@ -72,11 +72,11 @@ fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
                 a_path.display()
             )));
         }
-        let pretrained = crate::defaults::resolve_model(&run_json.config.model)?;
+        let pretrained = heal::defaults::resolve_model(&run_json.config.model)?;
         let corrupted = run.checkpoint(CheckpointStage::Corrupted);
         let was_corrupted = run_json.config.corrupt != LayerSpec::None;
         let start = match &args.start {
-            Some(s) => Some(crate::defaults::resolve_model(s)?),
+            Some(s) => Some(heal::defaults::resolve_model(s)?),
             None => (was_corrupted && corrupted.is_dir()).then_some(corrupted),
         };
         return Ok(Inputs {
@@ -87,16 +87,16 @@ fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
             out: args.out.clone().unwrap_or_else(|| run.weights()),
         });
     }
-    let a = crate::defaults::resolve_model(&args.a)?;
+    let a = heal::defaults::resolve_model(&args.a)?;
     let b = args
         .b
         .as_deref()
-        .map(crate::defaults::resolve_model)
+        .map(heal::defaults::resolve_model)
         .transpose()?;
     let start = args
         .start
         .as_deref()
-        .map(crate::defaults::resolve_model)
+        .map(heal::defaults::resolve_model)
         .transpose()?;
     if start.is_some() && b.is_none() {
         return Err(user("--start needs a second checkpoint B to measure"));
@@ -106,7 +106,7 @@ fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
     })?;
     // The argument as typed names a default model (minilm-l6) better than its folder does.
     let label = |arg: &str, path: &Path| {
-        if arg == crate::defaults::MINILM_L6 {
+        if arg == heal::defaults::MINILM_L6 {
             arg.to_string()
         } else {
             folder_name(path)

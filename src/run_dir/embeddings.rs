@@ -8,6 +8,7 @@ use crate::error::user;
 use crate::fsio;
 use crate::model::head::Pooling;
 use crate::npy;
+use crate::train::config::EmbeddingStage;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -137,13 +138,17 @@ pub struct EmbeddingSet {
 
 /// Finds the embeddings folder a command-line argument means: an embeddings folder itself, or a
 /// run directory (then RUN/embeddings/<stage>).
-pub fn locate_embeddings(path: &Path, stage: &str) -> anyhow::Result<std::path::PathBuf> {
+pub fn locate_embeddings(
+    path: &Path,
+    stage: EmbeddingStage,
+) -> anyhow::Result<std::path::PathBuf> {
+    let stage_name = stage.name();
     if path.join("embeddings.safetensors").is_file() {
         return Ok(path.to_path_buf());
     }
     if RunDir::is_run(path) {
         let run = RunDir::at(path);
-        let dir = run.embeddings_root().join(stage);
+        let dir = run.embeddings(stage);
         if dir.join("embeddings.safetensors").is_file() {
             return Ok(dir);
         }
@@ -156,7 +161,7 @@ pub fn locate_embeddings(path: &Path, stage: &str) -> anyhow::Result<std::path::
             })
             .unwrap_or_default();
         return Err(user(format!(
-            "{}: no embeddings/{stage}/ in the run (it has: {}); train with --dump-embeddings {stage} or run `heal embed {} --out DIR`",
+            "{}: no embeddings/{stage_name}/ in the run (it has: {}); train with --dump-embeddings {stage_name} or run `heal embed {} --out DIR`",
             path.display(),
             if present.is_empty() { "none".to_string() } else { present.join(", ") },
             path.display()
@@ -170,7 +175,7 @@ pub fn locate_embeddings(path: &Path, stage: &str) -> anyhow::Result<std::path::
 
 impl EmbeddingSet {
     /// Reads `path` (see [`locate_embeddings`]).
-    pub fn read(path: &Path, stage: &str) -> anyhow::Result<Self> {
+    pub fn read(path: &Path, stage: EmbeddingStage) -> anyhow::Result<Self> {
         let dir = locate_embeddings(path, stage)?;
         let file = dir.join("embeddings.safetensors");
         let bytes = std::fs::read(&file)

@@ -4,6 +4,7 @@
 
 use super::{embed_2d_with_progress, TsneParams};
 use crate::run_dir::embeddings::EmbeddingSet;
+use crate::train::config::EmbeddingStage;
 use crate::analysis::geometry::{self, ClusterScores};
 use crate::error::user;
 use crate::fsio;
@@ -39,7 +40,7 @@ pub struct FigureRequest {
     /// Embedding sets or run directories (then RUN/embeddings/<stage>).
     pub inputs: Vec<PathBuf>,
     /// Stage read from run directories: pretrained, corrupted or best.
-    pub stage: String,
+    pub stage: EmbeddingStage,
     pub layer: Layer,
     /// One panel title per input; `None`: each set's [`EmbeddingSet::title`].
     pub titles: Option<Vec<String>>,
@@ -116,7 +117,7 @@ pub fn draw(req: &FigureRequest, log: &mut dyn FnMut(&str)) -> Result<Figures> {
     let sets = req
         .inputs
         .iter()
-        .map(|p| EmbeddingSet::read(p, &req.stage))
+        .map(|p| EmbeddingSet::read(p, req.stage))
         .collect::<Result<Vec<_>>>()?;
     let class_names = sets[0].label_names.clone();
     if let Some(other) = sets.iter().find(|s| s.label_names != class_names) {

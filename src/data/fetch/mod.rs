@@ -124,7 +124,7 @@ fn fill(
     let downloads = tmp.join(".parquet");
     std::fs::create_dir_all(&downloads)?;
     let total: u64 = files.iter().map(|f| f.size).sum();
-    println!(
+    log::info!(
         "{}: {} parquet files ({:.1} MB) of {} config {} from {}",
         d.name,
         files.len(),
@@ -167,8 +167,8 @@ fn fill(
     let (label_names, names_from) = match parquet_class_names(&local[first_train], d.label)? {
         Some(names) if !names.is_empty() => {
             if names != table {
-                println!(
-                    "note: the parquet files name the classes {}; heal's table says {}: using the files'",
+                log::warn!(
+                    "the parquet files name the classes {}; heal's table says {}: using the files'",
                     names.join(", "),
                     table.join(", ")
                 );

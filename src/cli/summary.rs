@@ -1,7 +1,7 @@
 //! The one-screen summary printed at the end of a run.
 
-use crate::run_dir::Status;
-use crate::train::{FinetuneConfig, RunOutcome};
+use heal::run_dir::Status;
+use heal::train::{FinetuneConfig, RunOutcome};
 
 pub fn print(cfg: &FinetuneConfig, outcome: &RunOutcome) {
     println!();
