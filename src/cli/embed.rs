@@ -14,6 +14,9 @@ pub struct EmbedArgs {
     /// A run directory (its best checkpoint, data, pooling and max-len are the defaults), the
     /// name minilm-l6, or an HF checkpoint folder.
     pub source: String,
+    /// Hub revision (branch, tag or commit) of a model given by hub id. [default: main]
+    #[arg(long)]
+    pub revision: Option<String>,
     /// Data: bbc-news, a data file or folder (as for finetune). [default: the run's data]
     #[arg(long)]
     pub data: Option<String>,
@@ -51,6 +54,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let out = args.out.clone();
     let done = extract::extract(&ExtractRequest {
         source: args.source,
+        revision: args.revision,
         data: args.data,
         split: args.split,
         eval_data: args.eval_data,

@@ -16,6 +16,9 @@ use std::path::PathBuf;
 pub struct FinetuneConfig {
     /// `minilm-l6` or an HF checkpoint folder.
     pub model: String,
+    /// The hub revision when `model` is a hub id (None: main).
+    #[serde(default)]
+    pub revision: Option<String>,
     /// `bbc-news`, a data file, or a folder with train.* (and validation.* / test.*).
     pub data: String,
     /// A separate evaluation file.

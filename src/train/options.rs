@@ -39,10 +39,15 @@ pub mod defaults {
 #[derive(Args, Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct FinetuneOptions {
-    /// Checkpoint: `minilm-l6` or an HF folder (config.json + model.safetensors or
-    /// pytorch_model.bin, tokenizer.json or vocab.txt). [default: minilm-l6]
+    /// Checkpoint: `minilm-l6`, an HF folder (config.json + model.safetensors or
+    /// pytorch_model.bin, tokenizer.json or vocab.txt), or a hub id such as
+    /// google-bert/bert-base-uncased (from the HF cache, else downloaded into it).
+    /// [default: minilm-l6]
     #[arg(long)]
     pub model: Option<String>,
+    /// Hub revision (branch, tag or commit) when --model is a hub id. [default: main]
+    #[arg(long)]
+    pub revision: Option<String>,
     /// Data: `bbc-news`, a .jsonl/.jsonl.gz/.csv/.tsv file with text, label (and text_pair), or a
     /// folder with train.* and validation.*/test.*. Label names come from labels.json beside
     /// the file, else the sorted set of training labels. [default: bbc-news]
@@ -177,6 +182,7 @@ impl FinetuneOptions {
             self,
             base,
             model,
+            revision,
             data,
             eval_data,
             eval_split,
@@ -228,6 +234,7 @@ impl FinetuneOptions {
         let cfg = FinetuneConfig {
             out: self.out.unwrap_or_else(|| default_out(&model, &data)),
             model,
+            revision: self.revision,
             data,
             eval_data: self.eval_data,
             eval_split: self.eval_split,

@@ -12,7 +12,7 @@
 mod catalogue;
 mod conversion;
 mod hub;
-mod links;
+
 mod splits;
 mod summary;
 
@@ -38,16 +38,12 @@ pub struct FetchOptions {
     pub endpoint: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn sha256_of(path: &Path) -> anyhow::Result<(u64, String)> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut hasher = Sha256::new();
     let bytes = std::io::copy(&mut file, &mut hasher)?;
-    Ok((bytes, hex(&hasher.finalize())))
+    Ok((bytes, crate::hub::client::hex(&hasher.finalize())))
 }
 
 /// Fetches `d` into `opts.out`: lists the conversion branch, downloads and verifies every
@@ -124,7 +120,7 @@ fn fill(
     let downloads = tmp.join(".parquet");
     std::fs::create_dir_all(&downloads)?;
     let total: u64 = files.iter().map(|f| f.size).sum();
-    log::info!(
+    log::debug!(
         "{}: {} parquet files ({:.1} MB) of {} config {} from {}",
         d.name,
         files.len(),
