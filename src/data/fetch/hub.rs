@@ -32,6 +32,17 @@ pub fn endpoint_from_env() -> String {
     }
 }
 
+/// Whether `HF_HUB_OFFLINE` forbids network requests (as huggingface_hub reads it: 1, on, yes
+/// or true, in any case).
+pub fn offline_from_env() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "on" | "yes" | "true"
+        )
+    })
+}
+
 /// How a listed file is checked after download.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Checksum {
