@@ -945,3 +945,45 @@ fn a_missing_named_dataset_is_fetched_into_heal_data_folder_unless_offline() {
     ));
     assert!(line.contains("no evaluation data"), "{line}");
 }
+
+#[test]
+fn paper_grids_plan_offline_with_names() {
+    let hub = MockHub::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    let offline = [
+        ("HEAL_DATA_DIR", empty.as_path()),
+        ("HF_HUB_OFFLINE", Path::new("1")),
+        ("HF_HUB_CACHE", empty.as_path()),
+    ];
+    let grids = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join("grids");
+    for (table, cells) in [
+        ("table2", 432),
+        ("table3", 432),
+        ("table4", 144),
+        ("table5", 432),
+    ] {
+        let grid = grids.join(format!("{table}.toml"));
+        let out = tmp.path().join(table);
+        let args = [
+            "sweep",
+            "--config",
+            grid.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--plan",
+        ];
+        finished(&heal(&hub.base, tmp.path(), &offline, &args));
+        let plan = json(&out.join("plan.json"));
+        let planned = plan["cells"].as_array().unwrap();
+        assert_eq!(planned.len(), cells, "{table}");
+        for cell in planned {
+            let data = cell["config"]["data"].as_str().unwrap();
+            assert!(heal::data::fetch::find(data).is_some(), "{table}: {data}");
+        }
+    }
+    assert!(hub.requests().is_empty(), "{:?}", hub.requests());
+    assert!(!empty.exists());
+}
