@@ -33,6 +33,9 @@ pub struct ExtractRequest {
     /// The hub revision when `source` is a hub id.
     pub revision: Option<String>,
     pub data: Option<String>,
+    /// heal's data folder for a named `data` (see [`crate::data::cache::DataCache::open`]);
+    /// None: the run's, else the default.
+    pub data_dir: Option<PathBuf>,
     pub split: Split,
     pub eval_data: Option<PathBuf>,
     pub eval_split: Option<f64>,
@@ -130,7 +133,11 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
             "--max-len and --batch-size must be positive".to_string(),
         ));
     }
-    let task = data::load_task(&data_name, &eval, seed)?;
+    let data_dir = req
+        .data_dir
+        .clone()
+        .or_else(|| cfg.and_then(|c| c.data_dir.clone()));
+    let task = data::load_task(&data_name, data_dir.as_deref(), &eval, seed)?;
     let examples = match req.split {
         Split::Eval => &task.eval,
         Split::Train => &task.train,

@@ -48,11 +48,17 @@ pub struct FinetuneOptions {
     /// Hub revision (branch, tag or commit) when --model is a hub id. [default: main]
     #[arg(long)]
     pub revision: Option<String>,
-    /// Data: `bbc-news`, a .jsonl/.jsonl.gz/.csv/.tsv file with text, label (and text_pair), or a
-    /// folder with train.* and validation.*/test.*. Label names come from labels.json beside
-    /// the file, else the sorted set of training labels. [default: bbc-news]
+    /// Data: `bbc-news`, a .jsonl/.jsonl.gz/.csv/.tsv file with text, label (and text_pair), a
+    /// folder with train.* and validation.*/test.*, or a name `heal data fetch` knows (sst2,
+    /// imdb, ag_news, ...: taken from --data-dir, fetched there first if missing). Label names
+    /// come from labels.json beside the file, else the sorted set of training labels.
+    /// [default: bbc-news]
     #[arg(long)]
     pub data: Option<String>,
+    /// heal's data folder, where `--data NAME` finds (or fetches) a named dataset.
+    /// [default: $HEAL_DATA_DIR, else ~/.cache/heal/data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Evaluation file (same format). Without it: the dataset's own held-out split.
     #[arg(long, conflicts_with = "eval_split")]
     pub eval_data: Option<PathBuf>,
@@ -184,6 +190,7 @@ impl FinetuneOptions {
             model,
             revision,
             data,
+            data_dir,
             eval_data,
             eval_split,
             validation_split,
@@ -236,6 +243,7 @@ impl FinetuneOptions {
             model,
             revision: self.revision,
             data,
+            data_dir: self.data_dir,
             eval_data: self.eval_data,
             eval_split: self.eval_split,
             validation_split: self.validation_split,

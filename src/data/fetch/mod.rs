@@ -16,7 +16,7 @@ mod hub;
 mod splits;
 mod summary;
 
-pub use catalogue::{dataset, help_table, names, HubDataset, DATASETS};
+pub use catalogue::{dataset, find, help_table, names, HubDataset, DATASETS};
 pub use hub::{endpoint_from_env, DEFAULT_ENDPOINT, PARQUET_REVISION};
 pub use summary::{FetchSummary, FileRecord, SkippedSplit, SplitSummary};
 
@@ -51,6 +51,12 @@ fn sha256_of(path: &Path) -> anyhow::Result<(u64, String)> {
 /// folder in. An existing output folder is an error unless `opts.force`.
 pub fn fetch(d: &HubDataset, opts: &FetchOptions) -> anyhow::Result<FetchSummary> {
     let out = &opts.out;
+    if crate::hub::offline() {
+        return Err(user(format!(
+            "HF_HUB_OFFLINE is set, so heal makes no network request: run `heal data fetch {}` where the hub is reachable, without HF_HUB_OFFLINE",
+            d.name
+        )));
+    }
     if out.file_name().is_none() {
         return Err(user(format!(
             "--out {}: give a folder name, e.g. data/{}",
