@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::{assert_logits_close, fixtures, heal_bin, heal_logits, python_json};
+use common::{fixtures, heal_bin, max_abs_diff, python_json};
 use heal::model::head::Pooling;
+use heal::model::tokenizer::TextEncoder;
 use heal::model::{Batch, SequenceClassifier};
 use sha2::Digest;
 use std::collections::HashMap;
@@ -809,10 +810,12 @@ rows = []
 with torch.no_grad():
     for text in json.loads(sys.argv[2]):
         enc = tok(text, return_tensors="pt")
+        out = model(**enc, output_hidden_states=True)
         rows.append({
             "input_ids": enc["input_ids"][0].tolist(),
             "token_type_ids": enc["token_type_ids"][0].tolist(),
-            "logits": model(**enc).logits[0].tolist(),
+            "last_hidden": out.hidden_states[-1][0].tolist(),
+            "logits": out.logits[0].tolist(),
         })
 print(json.dumps({
     "warnings": [str(w) for w in scan.warnings],
@@ -879,8 +882,12 @@ fn fetch_writes_the_hf_cache_that_transformers_loads_offline() {
         "no token anywhere, none sent"
     );
 
-    // huggingface_hub sees a sound cache; transformers loads it offline; heal loads the snapshot
-    // through its links and agrees with it on the same token ids and on its own tokenisation.
+    assert_transformers_agrees(&cache, &snapshot);
+}
+
+/// huggingface_hub sees a sound cache holding org/tiny-bert at SHA (main); transformers loads it
+/// offline; heal loads `snapshot` through its links and agrees with it.
+fn assert_transformers_agrees(cache: &Path, snapshot: &Path) {
     let texts: Vec<String> = [
         "the market fell",
         "film award for the actor!",
@@ -891,7 +898,7 @@ fn fetch_writes_the_hf_cache_that_transformers_loads_offline() {
     .collect();
     let hf: serde_json::Value = python_json(
         HF_READS_CACHE,
-        &[s(&cache), &serde_json::to_string(&texts).unwrap()],
+        &[s(cache), &serde_json::to_string(&texts).unwrap()],
     );
     assert_eq!(hf["warnings"], serde_json::json!([]), "{hf}");
     let mut needed: Vec<&str> = NEEDED.to_vec();
@@ -905,44 +912,55 @@ fn fetch_writes_the_hf_cache_that_transformers_loads_offline() {
     );
     assert_eq!(
         hf["config"],
-        s(&snapshot_of(&cache, "org/tiny-bert", SHA).join("config.json"))
+        s(&snapshot_of(cache, "org/tiny-bert", SHA).join("config.json"))
     );
 
-    let (model, report) =
-        SequenceClassifier::load(&snapshot, 3, Pooling::Cls, Device::Cpu).unwrap();
+    let (model, report) = SequenceClassifier::load(snapshot, 3, Pooling::Cls, Device::Cpu).unwrap();
     assert!(
         report.initialised.is_empty(),
         "the fixture has its head: {:?}",
         report.initialised
     );
-    let rows = hf["rows"].as_array().unwrap();
-    let mut reference = Vec::new();
-    for row in rows {
+    // The fixture's logits are small and close together: the last hidden states (LayerNorm
+    // outputs, of order 1) are compared too, and heal's own token ids exactly.
+    let encoder = TextEncoder::from_dir(snapshot, 128).unwrap();
+    for (text, row) in texts.iter().zip(hf["rows"].as_array().unwrap()) {
         let ids: Vec<i64> = serde_json::from_value(row["input_ids"].clone()).unwrap();
         let types: Vec<i64> = serde_json::from_value(row["token_type_ids"].clone()).unwrap();
-        let want: Vec<f64> = serde_json::from_value(row["logits"].clone()).unwrap();
+        let want_logits: Vec<f64> = serde_json::from_value(row["logits"].clone()).unwrap();
+        let want_hidden: Vec<Vec<f64>> =
+            serde_json::from_value(row["last_hidden"].clone()).unwrap();
+        let ours = encoder.encode_batch(&[(text.clone(), None)]).unwrap();
+        assert_eq!(ours[0].ids, ids, "{text}");
+        assert_eq!(ours[0].type_ids, types, "{text}");
+
+        let n = ids.len() as i64;
         let batch = Batch {
             input_ids: Tensor::from_slice(&ids).unsqueeze(0),
             token_type_ids: Tensor::from_slice(&types).unsqueeze(0),
-            attention_mask: Tensor::ones([1, ids.len() as i64], (tch::Kind::Int64, Device::Cpu)),
+            attention_mask: Tensor::ones([1, n], (tch::Kind::Int64, Device::Cpu)),
             labels: Tensor::zeros([1], (tch::Kind::Int64, Device::Cpu)),
         };
-        let logits = tch::no_grad(|| model.forward_t(&batch, false));
-        let got = Vec::<f64>::try_from(logits.squeeze_dim(0).to_kind(tch::Kind::Double)).unwrap();
-        assert_eq!(got.len(), 3);
-        let diff = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        assert!(diff < 1e-4, "heal {got:?} vs HF {want:?}");
-        reference.push(want);
+        let (logits, states) = tch::no_grad(|| {
+            (
+                model.forward_t(&batch, false),
+                model.hidden_states(&batch, false),
+            )
+        });
+        let flat: Vec<f64> = want_hidden.concat();
+        let want_hidden = Tensor::from_slice(&flat).view([1, n, -1]);
+        let last = states.last().unwrap().to_kind(tch::Kind::Double);
+        let d = max_abs_diff(&last, &want_hidden);
+        assert!(
+            d < 1e-4,
+            "{text}: last hidden state differs from HF by {d:e}"
+        );
+        let d = max_abs_diff(
+            &logits.to_kind(tch::Kind::Double),
+            &Tensor::from_slice(&want_logits).unsqueeze(0),
+        );
+        assert!(d < 1e-4, "{text}: logits differ from HF by {d:e}");
     }
-    assert_logits_close(
-        &heal_logits(&snapshot, &texts, 3),
-        &reference,
-        "tokenised by heal",
-    );
 }
 
 #[test]
