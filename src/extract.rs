@@ -28,9 +28,14 @@ pub enum Split {
 /// `source` is one, else from the finetune defaults.
 #[derive(Debug, Clone)]
 pub struct ExtractRequest {
-    /// A run directory, `minilm-l6`, or an HF checkpoint folder.
+    /// A run directory, `minilm-l6`, an HF checkpoint folder, or a hub id.
     pub source: String,
+    /// The hub revision when `source` is a hub id.
+    pub revision: Option<String>,
     pub data: Option<String>,
+    /// heal's data folder for a named `data` (see [`crate::data::cache::DataCache::open`]);
+    /// None: the run's, else the default.
+    pub data_dir: Option<PathBuf>,
     pub split: Split,
     pub eval_data: Option<PathBuf>,
     pub eval_split: Option<f64>,
@@ -79,10 +84,13 @@ pub fn parse_layers(text: &str, depth: usize) -> anyhow::Result<Vec<usize>> {
 }
 
 /// The model folder and run facts a source names.
-fn open_source(source: &str) -> anyhow::Result<(PathBuf, Option<run_dir::RunJson>)> {
+fn open_source(
+    source: &str,
+    revision: Option<&str>,
+) -> anyhow::Result<(PathBuf, Option<run_dir::RunJson>)> {
     let path = Path::new(source);
     let Some(run) = run_dir::read_run_json(path)? else {
-        return Ok((crate::defaults::resolve_model(source)?, None));
+        return Ok((crate::hub::model::resolve(source, revision)?, None));
     };
     let checkpoint = RunDir::at(path).checkpoint(CheckpointStage::Best);
     if !checkpoint.is_dir() {
@@ -96,7 +104,7 @@ fn open_source(source: &str) -> anyhow::Result<(PathBuf, Option<run_dir::RunJson
 
 pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
     let device = crate::device::parse_device(&req.device)?;
-    let (model_dir, run) = open_source(&req.source)?;
+    let (model_dir, run) = open_source(&req.source, req.revision.as_deref())?;
     let cfg = run.as_ref().map(|r| &r.config);
     let data_name = req
         .data
@@ -125,7 +133,11 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
             "--max-len and --batch-size must be positive".to_string(),
         ));
     }
-    let task = data::load_task(&data_name, &eval, seed)?;
+    let data_dir = req
+        .data_dir
+        .clone()
+        .or_else(|| cfg.and_then(|c| c.data_dir.clone()));
+    let task = data::load_task(&data_name, data_dir.as_deref(), &eval, seed)?;
     let examples = match req.split {
         Split::Eval => &task.eval,
         Split::Train => &task.train,

@@ -14,6 +14,7 @@ pub mod device;
 pub mod error;
 pub mod extract;
 pub mod fsio;
+pub mod hub;
 pub mod metrics;
 pub mod model;
 pub mod npy;

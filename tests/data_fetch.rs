@@ -325,13 +325,13 @@ fn sst2_files() -> Vec<BranchFile> {
     ]
 }
 
-/// Runs `heal data fetch ARGS` in `cwd` against `endpoint`, with no proxy in the way.
-fn fetch(endpoint: &str, cwd: &Path, args: &[&str]) -> Output {
+/// Runs `heal ARGS` in `cwd` against `endpoint` with `env` set, with no proxy in the way and
+/// neither HF_HUB_OFFLINE nor HEAL_DATA_DIR inherited.
+fn heal(endpoint: &str, cwd: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
     let mut cmd = Command::new(heal_bin());
     cmd.current_dir(cwd)
         .env("HF_ENDPOINT", endpoint)
         .env("NO_PROXY", "127.0.0.1,localhost")
-        .args(["data", "fetch"])
         .args(args);
     for var in [
         "http_proxy",
@@ -340,10 +340,22 @@ fn fetch(endpoint: &str, cwd: &Path, args: &[&str]) -> Output {
         "HTTPS_PROXY",
         "all_proxy",
         "ALL_PROXY",
+        "HF_HUB_OFFLINE",
+        "HEAL_DATA_DIR",
     ] {
         cmd.env_remove(var);
     }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     cmd.output().expect("heal runs")
+}
+
+/// Runs `heal data fetch ARGS` in `cwd` against `endpoint`, heal's data folder `cwd/data`.
+fn fetch(endpoint: &str, cwd: &Path, args: &[&str]) -> Output {
+    let data_dir = cwd.join("data");
+    let all: Vec<&str> = ["data", "fetch"].iter().chain(args).copied().collect();
+    heal(endpoint, cwd, &[("HEAL_DATA_DIR", &data_dir)], &all)
 }
 
 fn ok(out: &Output) -> String {
@@ -356,7 +368,8 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Exit code 2 and exactly one line on stderr; returns that line.
+/// Exit code 2 and exactly one line on stderr besides the log (env_logger's `[time LEVEL ]`
+/// lines, e.g. the fetch's progress); returns that line.
 fn user_error(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
@@ -384,7 +397,7 @@ fn sst2_is_fetched_converted_and_readable_by_finetune() {
     publish(&hub, "stanfordnlp/sst2", "default", &files, 100);
     let tmp = tempfile::tempdir().unwrap();
 
-    // Default output folder: data/NAME under the working directory.
+    // Default output folder: NAME in heal's data folder ($HEAL_DATA_DIR, here tmp/data).
     let stdout = ok(&fetch(&hub.base, tmp.path(), &["sst2"]));
     let out = tmp.path().join("data").join("sst2");
     assert!(
@@ -482,7 +495,7 @@ fn sst2_is_fetched_converted_and_readable_by_finetune() {
     assert!(hub.requests().iter().all(|r| !r.contains("duckdb")));
 
     // heal finetune's loader reads the folder: train, the validation split, the label names.
-    let task = load_task(out.to_str().unwrap(), &EvalSource::Builtin, 42).unwrap();
+    let task = load_task(out.to_str().unwrap(), None, &EvalSource::Builtin, 42).unwrap();
     assert_eq!(task.train.len(), 5);
     assert_eq!(task.eval.len(), 3);
     assert!(task.eval_source.ends_with("validation.jsonl.gz"));
@@ -609,7 +622,7 @@ fn mrpc_pairs_over_paged_listing_redirect_git_blob_and_zstd() {
     );
     assert_eq!(source["skipped"][0]["split"], "test");
 
-    let task = load_task(out.to_str().unwrap(), &EvalSource::Builtin, 42).unwrap();
+    let task = load_task(out.to_str().unwrap(), None, &EvalSource::Builtin, 42).unwrap();
     assert_eq!(task.train.len(), 4);
     assert_eq!(task.eval.len(), 2);
     assert_eq!(
@@ -740,4 +753,236 @@ fn unknown_names_and_unreachable_hubs_are_one_line_errors() {
         "{help}"
     );
     assert!(help.contains("fancyzhx/dbpedia_14"), "{help}");
+}
+
+/// `heal finetune` of tiny-bert for one epoch on the CPU, `--data NAME` resolved through heal's
+/// data folder (tiny-bert's small vocabulary reads most sst2 words as [UNK]: enough to train).
+fn finetune_named(hub: &MockHub, cwd: &Path, env: &[(&str, &Path)], extra: &[&str]) -> Output {
+    let model = common::fixtures().join("tiny-bert");
+    let mut args = vec!["finetune", "--model", model.to_str().unwrap()];
+    args.extend([
+        "--data",
+        "sst2",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--max-train-examples",
+        "4",
+        "--max-len",
+        "32",
+    ]);
+    args.extend(extra);
+    heal(&hub.base, cwd, env, &args)
+}
+
+fn finished(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "heal failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn data_names_are_read_from_heal_data_folder_without_requests() {
+    let hub = MockHub::start();
+    publish(&hub, "stanfordnlp/sst2", "default", &sst2_files(), 100);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let env = [("HEAL_DATA_DIR", cache.as_path())];
+
+    // No --out: NAME in $HEAL_DATA_DIR, printed last.
+    let stdout = ok(&heal(
+        &hub.base,
+        tmp.path(),
+        &env,
+        &["data", "fetch", "sst2"],
+    ));
+    let folder = cache.join("sst2");
+    assert_eq!(stdout.lines().last(), Some(folder.to_str().unwrap()));
+    assert!(folder.join("SOURCE.json").is_file());
+    let fetched = hub.requests().len();
+
+    // A name with no such file or folder: the fetched copy, no request to the hub.
+    finished(&finetune_named(&hub, tmp.path(), &env, &["--out", "run"]));
+    assert_eq!(hub.requests().len(), fetched, "{:?}", hub.requests());
+    let run = json(&tmp.path().join("run").join("run.json"));
+    assert_eq!(run["config"]["data"], "sst2");
+    let train_source = run["data"]["train_source"].as_str().unwrap();
+    assert_eq!(
+        Path::new(train_source),
+        folder.join("train.jsonl.gz"),
+        "{run}"
+    );
+    assert!(run["data"]["eval_source"]
+        .as_str()
+        .unwrap()
+        .ends_with("validation.jsonl.gz"));
+    assert!(tmp.path().join("run").join("result.json").is_file());
+
+    // Offline too: a fetched copy needs no network.
+    let offline = [
+        ("HEAL_DATA_DIR", cache.as_path()),
+        ("HF_HUB_OFFLINE", Path::new("1")),
+    ];
+    finished(&finetune_named(
+        &hub,
+        tmp.path(),
+        &offline,
+        &["--out", "run-offline"],
+    ));
+    assert_eq!(hub.requests().len(), fetched);
+
+    // --data-dir wins over HEAL_DATA_DIR, for finetune and for data fetch.
+    let empty = tmp.path().join("empty");
+    let elsewhere = [
+        ("HEAL_DATA_DIR", empty.as_path()),
+        ("HF_HUB_OFFLINE", Path::new("1")),
+    ];
+    let flag = ["--out", "run-flag", "--data-dir", cache.to_str().unwrap()];
+    finished(&finetune_named(&hub, tmp.path(), &elsewhere, &flag));
+    let run = json(&tmp.path().join("run-flag").join("run.json"));
+    assert_eq!(run["config"]["data-dir"], cache.to_str().unwrap());
+    assert!(!empty.exists());
+    assert_eq!(hub.requests().len(), fetched);
+    let other = tmp.path().join("other");
+    let env = [("HEAL_DATA_DIR", empty.as_path())];
+    let args = [
+        "data",
+        "fetch",
+        "sst2",
+        "--data-dir",
+        other.to_str().unwrap(),
+    ];
+    ok(&heal(&hub.base, tmp.path(), &env, &args));
+    assert!(other.join("sst2").join("SOURCE.json").is_file());
+    assert!(!empty.exists());
+
+    // Neither: ~/.cache/heal/data.
+    let home = tmp.path().join("home");
+    let env = [("HOME", home.as_path())];
+    ok(&heal(
+        &hub.base,
+        tmp.path(),
+        &env,
+        &["data", "fetch", "sst2"],
+    ));
+    let default = home.join(".cache").join("heal").join("data").join("sst2");
+    assert!(default.join("SOURCE.json").is_file());
+}
+
+#[test]
+fn a_missing_named_dataset_is_fetched_into_heal_data_folder_unless_offline() {
+    let hub = MockHub::start();
+    publish(&hub, "stanfordnlp/sst2", "default", &sst2_files(), 100);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+
+    // HF_HUB_OFFLINE and nothing fetched: one line naming the variable, the folder looked in
+    // and what to run; no request, nothing written.
+    let offline = [
+        ("HEAL_DATA_DIR", cache.as_path()),
+        ("HF_HUB_OFFLINE", Path::new("1")),
+    ];
+    let out = finetune_named(&hub, tmp.path(), &offline, &["--out", "run"]);
+    let line = user_error(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), line, "no log");
+    assert!(line.contains("HF_HUB_OFFLINE"), "{line}");
+    assert!(
+        line.contains(cache.join("sst2").to_str().unwrap()),
+        "{line}"
+    );
+    assert!(line.contains("heal data fetch sst2"), "{line}");
+    assert!(hub.requests().is_empty(), "{:?}", hub.requests());
+    assert_eq!(entries(tmp.path()), Vec::<String>::new());
+    // heal data fetch itself makes no request either.
+    let line = user_error(&heal(
+        &hub.base,
+        tmp.path(),
+        &offline,
+        &["data", "fetch", "sst2"],
+    ));
+    assert!(line.contains("HF_HUB_OFFLINE"), "{line}");
+    assert!(hub.requests().is_empty());
+
+    // Online: fetched into the data folder (from HF_ENDPOINT, logged), then trained on.
+    let env = [("HEAL_DATA_DIR", cache.as_path())];
+    let stderr = finished(&finetune_named(&hub, tmp.path(), &env, &["--out", "run"]));
+    assert!(stderr.contains("fetching"), "{stderr}");
+    assert!(stderr.contains(&hub.base), "{stderr}");
+    let folder = cache.join("sst2");
+    assert_eq!(
+        entries(&folder),
+        [
+            "SOURCE.json",
+            "labels.json",
+            "train.jsonl.gz",
+            "validation.jsonl.gz"
+        ]
+    );
+    assert_eq!(entries(&cache), ["sst2"], "no temp leftovers");
+    assert!(!hub.requests().is_empty());
+    let run = json(&tmp.path().join("run").join("run.json"));
+    assert_eq!(
+        Path::new(run["data"]["train_source"].as_str().unwrap()),
+        folder.join("train.jsonl.gz")
+    );
+
+    // A file or folder called like a dataset is read as it is, not from the data folder.
+    let local = tmp.path().join("sst2");
+    std::fs::create_dir(&local).unwrap();
+    std::fs::copy(folder.join("train.jsonl.gz"), local.join("train.jsonl.gz")).unwrap();
+    std::fs::copy(folder.join("labels.json"), local.join("labels.json")).unwrap();
+    let line = user_error(&finetune_named(
+        &hub,
+        tmp.path(),
+        &offline,
+        &["--out", "run-local"],
+    ));
+    assert!(line.contains("no evaluation data"), "{line}");
+}
+
+#[test]
+fn paper_grids_plan_offline_with_names() {
+    let hub = MockHub::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    let offline = [
+        ("HEAL_DATA_DIR", empty.as_path()),
+        ("HF_HUB_OFFLINE", Path::new("1")),
+        ("HF_HUB_CACHE", empty.as_path()),
+    ];
+    let grids = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join("grids");
+    for (table, cells) in [
+        ("table2", 432),
+        ("table3", 432),
+        ("table4", 144),
+        ("table5", 432),
+    ] {
+        let grid = grids.join(format!("{table}.toml"));
+        let out = tmp.path().join(table);
+        let args = [
+            "sweep",
+            "--config",
+            grid.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--plan",
+        ];
+        finished(&heal(&hub.base, tmp.path(), &offline, &args));
+        let plan = json(&out.join("plan.json"));
+        let planned = plan["cells"].as_array().unwrap();
+        assert_eq!(planned.len(), cells, "{table}");
+        for cell in planned {
+            let data = cell["config"]["data"].as_str().unwrap();
+            assert!(heal::data::fetch::find(data).is_some(), "{table}: {data}");
+        }
+    }
+    assert!(hub.requests().is_empty(), "{:?}", hub.requests());
+    assert!(!empty.exists());
 }

@@ -52,7 +52,13 @@ fn string_labels_use_labels_json_order_or_sorted_set() {
     let tmp = tempfile::tempdir().unwrap();
     let rows = "{\"text\": \"x\", \"label\": \"sport\"}\n{\"text\": \"y\", \"label\": \"business\"}\n{\"text\": \"z\", \"label\": \"sport\"}\n";
     let train = write(tmp.path(), "train.jsonl", rows);
-    let task = load_task(train.to_str().unwrap(), &EvalSource::File(train.clone()), 0).unwrap();
+    let task = load_task(
+        train.to_str().unwrap(),
+        None,
+        &EvalSource::File(train.clone()),
+        0,
+    )
+    .unwrap();
     assert_eq!(
         task.labels.names,
         vec!["business", "sport"],
@@ -68,7 +74,13 @@ fn string_labels_use_labels_json_order_or_sorted_set() {
         "labels.json",
         "[\"sport\", \"business\", \"tech\"]",
     );
-    let task = load_task(train.to_str().unwrap(), &EvalSource::File(train.clone()), 0).unwrap();
+    let task = load_task(
+        train.to_str().unwrap(),
+        None,
+        &EvalSource::File(train.clone()),
+        0,
+    )
+    .unwrap();
     assert_eq!(
         task.labels.names,
         vec!["sport", "business", "tech"],
@@ -85,13 +97,19 @@ fn integer_labels_without_labels_json_map_through_the_sorted_set() {
     let tmp = tempfile::tempdir().unwrap();
     let train = write(tmp.path(), "train.csv", "text,label\na,10\nb,-1\nc,10\n");
     let eval = write(tmp.path(), "eval.csv", "text,label\nd,7\n");
-    let task = load_task(train.to_str().unwrap(), &EvalSource::File(train.clone()), 0).unwrap();
+    let task = load_task(
+        train.to_str().unwrap(),
+        None,
+        &EvalSource::File(train.clone()),
+        0,
+    )
+    .unwrap();
     assert_eq!(task.labels.names, vec!["-1", "10"]);
     assert_eq!(
         task.train.iter().map(|e| e.label).collect::<Vec<_>>(),
         vec![1, 0, 1]
     );
-    let err = load_task(train.to_str().unwrap(), &EvalSource::File(eval), 0).unwrap_err();
+    let err = load_task(train.to_str().unwrap(), None, &EvalSource::File(eval), 0).unwrap_err();
     let msg = heal::error::find_user_error(&err).unwrap().to_string();
     assert!(
         msg.contains("eval.csv") && msg.contains("line 2") && msg.contains("7"),
@@ -112,7 +130,7 @@ fn folder_with_train_and_validation_files() {
         "validation.jsonl",
         "{\"text\": \"c\", \"label\": 1}\n",
     );
-    let task = load_task(tmp.path().to_str().unwrap(), &EvalSource::Builtin, 0).unwrap();
+    let task = load_task(tmp.path().to_str().unwrap(), None, &EvalSource::Builtin, 0).unwrap();
     assert_eq!(task.train.len(), 2);
     assert_eq!(task.eval.len(), 1);
     assert!(task.eval_source.ends_with("validation.jsonl"));
@@ -129,9 +147,9 @@ fn carve_out_is_stratified_seeded_and_disjoint() {
         ));
     }
     let train = write(tmp.path(), "train.jsonl", &rows);
-    let a = load_task(train.to_str().unwrap(), &EvalSource::Carve(0.1), 3).unwrap();
-    let b = load_task(train.to_str().unwrap(), &EvalSource::Carve(0.1), 3).unwrap();
-    let c = load_task(train.to_str().unwrap(), &EvalSource::Carve(0.1), 4).unwrap();
+    let a = load_task(train.to_str().unwrap(), None, &EvalSource::Carve(0.1), 3).unwrap();
+    let b = load_task(train.to_str().unwrap(), None, &EvalSource::Carve(0.1), 3).unwrap();
+    let c = load_task(train.to_str().unwrap(), None, &EvalSource::Carve(0.1), 4).unwrap();
     assert_eq!(a.eval.len(), 10);
     assert_eq!(
         a.eval.iter().filter(|e| e.label == 1).count(),
@@ -148,7 +166,7 @@ fn batches_cover_every_example_once_and_pad_to_the_longest() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let enc = heal::model::tokenizer::TextEncoder::from_dir(&dir.join("tiny-bert"), 16).unwrap();
     let train = dir.join("tiny-data/train.jsonl");
-    let task = load_task(train.to_str().unwrap(), &EvalSource::Carve(0.25), 0).unwrap();
+    let task = load_task(train.to_str().unwrap(), None, &EvalSource::Carve(0.25), 0).unwrap();
     let tok = Tokenized::new(&enc, &task.train, true).unwrap();
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);

@@ -109,6 +109,7 @@ fn check_family(model: &str) {
             .join("train.jsonl")
             .display()
             .to_string(),
+        None,
         &heal::data::EvalSource::File(fixtures().join("tiny-data").join("test.jsonl")),
         0,
     )

@@ -13,9 +13,12 @@ use std::path::PathBuf;
   heal corrupt --model path/to/bert-base-uncased --spec top:25% --method noise:0.5 --out bert-top25-noise
   heal corrupt --spec layers:1-3 --modules attention --method zero --seed 7 --out minilm-attn-zero")]
 pub struct CorruptArgs {
-    /// Checkpoint: `minilm-l6` or an HF folder.
+    /// Checkpoint: `minilm-l6`, an HF folder, or a hub id (from the HF cache, else downloaded).
     #[arg(long, default_value = "minilm-l6")]
     pub model: String,
+    /// Hub revision (branch, tag or commit) of a model given by hub id. [default: main]
+    #[arg(long)]
+    pub revision: Option<String>,
     /// Layers: none, all, bottom:25%, top:50%, bottom:3, layers:1-3,7 (1-based; a percentage p of
     /// L layers selects floor(L*p/100 + 0.5) layers, round half up).
     #[arg(long)]
@@ -52,7 +55,7 @@ pub fn run(args: CorruptArgs) -> anyhow::Result<()> {
         kaiming: args.kaiming,
         seed: args.seed,
     };
-    let model_dir = heal::defaults::resolve_model(&args.model)?;
+    let model_dir = heal::hub::model::resolve(&args.model, args.revision.as_deref())?;
     let report = heal::corrupt::checkpoint::corrupt_checkpoint(
         &model_dir,
         &cfg,

@@ -1,12 +1,14 @@
 //! `heal data fetch NAME`: a dataset from the Hugging Face hub in the project's JSON-lines form.
 
+use heal::data::cache::DataCache;
 use heal::data::fetch::{self, FetchOptions};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 const FETCH_EXAMPLES: &str = "Examples:
-  heal data fetch sst2                        # -> data/sst2
+  heal data fetch sst2                        # -> ~/.cache/heal/data/sst2 (or $HEAL_DATA_DIR/sst2)
   heal data fetch mrpc --out data/mrpc --force
+  heal data fetch imdb --data-dir /shared/heal-data
   HF_ENDPOINT=https://hf-mirror.example heal data fetch ag_news";
 
 #[derive(Args, Debug)]
@@ -30,9 +32,12 @@ and hash the hub lists (sha256, or the git blob id of a non-LFS file), and conve
 index into labels.json). A split without labels (GLUE \
 test splits: label -1 everywhere) is left out. SOURCE.json records the hub, repository, config, \
 branch, every file with its sha256 and row count, and the label counts.\n\n\
+The output is NAME in heal's data folder (--data-dir, else $HEAL_DATA_DIR, else \
+~/.cache/heal/data) unless --out names another; `heal finetune --data NAME` reads it there (and \
+fetches it there itself when it is missing). Everything is written into a temporary folder \
+beside the output and moved into place at the end: a failed fetch leaves nothing behind.\n\n\
 The hub is https://huggingface.co unless HF_ENDPOINT names another (a mirror), as for \
-huggingface_hub. Everything is written into a temporary folder beside the output and moved into \
-place at the end: a failed fetch leaves nothing behind.",
+huggingface_hub; with HF_HUB_OFFLINE=1 set nothing is fetched.",
         after_help = FETCH_EXAMPLES,
         after_long_help = format!("{FETCH_EXAMPLES}\n\n{}", fetch::help_table())
     )]
@@ -44,9 +49,13 @@ pub struct FetchArgs {
     /// Which dataset: sst2, imdb, ag_news, emotion, dbpedia, twitter-financial-news-topic,
     /// mrpc or rte.
     pub name: String,
-    /// Output folder. [default: data/NAME]
+    /// Output folder. [default: DATA_DIR/NAME]
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// heal's data folder, where `--data NAME` looks. [default: $HEAL_DATA_DIR, else
+    /// ~/.cache/heal/data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Replace an existing output folder (only once the new one is complete).
     #[arg(long)]
     pub force: bool,
@@ -60,9 +69,10 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
 
 fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
     let dataset = fetch::dataset(&args.name)?;
-    let out = args
-        .out
-        .unwrap_or_else(|| PathBuf::from("data").join(dataset.name));
+    let out = match args.out {
+        Some(out) => out,
+        None => DataCache::open(args.data_dir.as_deref())?.folder(dataset.name),
+    };
     let opts = FetchOptions {
         out: out.clone(),
         force: args.force,

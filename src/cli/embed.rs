@@ -14,9 +14,17 @@ pub struct EmbedArgs {
     /// A run directory (its best checkpoint, data, pooling and max-len are the defaults), the
     /// name minilm-l6, or an HF checkpoint folder.
     pub source: String,
-    /// Data: bbc-news, a data file or folder (as for finetune). [default: the run's data]
+    /// Hub revision (branch, tag or commit) of a model given by hub id. [default: main]
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Data: bbc-news, a data file or folder, or a dataset name (as for finetune). [default:
+    /// the run's data]
     #[arg(long)]
     pub data: Option<String>,
+    /// heal's data folder for a named --data (sst2, ...). [default: the run's, else
+    /// $HEAL_DATA_DIR, else ~/.cache/heal/data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Which split: eval (the held-out split) or train.
     #[arg(long, value_enum, default_value = "eval")]
     pub split: Split,
@@ -51,7 +59,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let out = args.out.clone();
     let done = extract::extract(&ExtractRequest {
         source: args.source,
+        revision: args.revision,
         data: args.data,
+        data_dir: args.data_dir,
         split: args.split,
         eval_data: args.eval_data,
         eval_split: args.eval_split,

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod drift;
 pub mod embed;
 pub mod finetune;
+pub mod model;
 pub mod report;
 pub mod summary;
 pub mod sweep;
@@ -64,6 +65,8 @@ pub enum Command {
     Tsne(tsne::TsneArgs),
     /// Datasets from the Hugging Face hub in heal's JSON-lines form (`heal data fetch NAME`).
     Data(data::DataArgs),
+    /// Models from the Hugging Face hub into the HF cache (`heal model fetch NAME`).
+    Model(model::ModelArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sweep(args) => sweep::run(args),
         Command::Report(args) => report::run(args),
         Command::Data(args) => data::run(args),
+        Command::Model(args) => model::run(args),
     }
 }
 

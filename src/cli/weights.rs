@@ -3,6 +3,7 @@
 use heal::analysis::weights::{write_report, ReportRequest};
 use heal::corrupt::spec::LayerSpec;
 use heal::error::user;
+use heal::hub::model::resolve as resolve_model;
 use heal::run_dir::RunDir;
 use heal::train::config::CheckpointStage;
 use clap::Args;
@@ -31,6 +32,9 @@ pub struct WeightsArgs {
     /// Histogram bins per module type.
     #[arg(long, default_value_t = 120)]
     pub bins: usize,
+    /// Hub revision (branch, tag or commit) of a model given by hub id. [default: main]
+    #[arg(long)]
+    pub revision: Option<String>,
     /// Output folder: stats.csv, histograms.png + .csv, and with two checkpoints changes.csv,
     /// modules.csv, layers.csv, change_heatmap.png (and start_heatmap.png with a start),
     /// summary.json. [default: RUN/weights for a run directory]
@@ -72,11 +76,14 @@ fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
                 a_path.display()
             )));
         }
-        let pretrained = heal::defaults::resolve_model(&run_json.config.model)?;
+        let pretrained = heal::hub::model::resolve(
+            &run_json.config.model,
+            run_json.config.revision.as_deref(),
+        )?;
         let corrupted = run.checkpoint(CheckpointStage::Corrupted);
         let was_corrupted = run_json.config.corrupt != LayerSpec::None;
         let start = match &args.start {
-            Some(s) => Some(heal::defaults::resolve_model(s)?),
+            Some(s) => Some(resolve_model(s, args.revision.as_deref())?),
             None => (was_corrupted && corrupted.is_dir()).then_some(corrupted),
         };
         return Ok(Inputs {
@@ -87,16 +94,16 @@ fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
             out: args.out.clone().unwrap_or_else(|| run.weights()),
         });
     }
-    let a = heal::defaults::resolve_model(&args.a)?;
+    let a = resolve_model(&args.a, args.revision.as_deref())?;
     let b = args
         .b
         .as_deref()
-        .map(heal::defaults::resolve_model)
+        .map(|m| resolve_model(m, args.revision.as_deref()))
         .transpose()?;
     let start = args
         .start
         .as_deref()
-        .map(heal::defaults::resolve_model)
+        .map(|m| resolve_model(m, args.revision.as_deref()))
         .transpose()?;
     if start.is_some() && b.is_none() {
         return Err(user("--start needs a second checkpoint B to measure"));

@@ -2,6 +2,7 @@
 
 pub mod batching;
 pub mod bbc;
+pub mod cache;
 pub mod fetch;
 pub mod format;
 pub mod labels;
@@ -57,8 +58,14 @@ pub struct TaskData {
 }
 
 /// Resolves `--data` (a name, a file, or a folder with train.* and validation.*/test.*) and the
-/// evaluation source into examples.
-pub fn load_task(data: &str, eval: &EvalSource, seed: u64) -> anyhow::Result<TaskData> {
+/// evaluation source into examples. A name `heal data fetch` knows is looked up in the data
+/// cache (`data_dir`, see [`cache::DataCache::open`]) and fetched there when missing.
+pub fn load_task(
+    data: &str,
+    data_dir: Option<&Path>,
+    eval: &EvalSource,
+    seed: u64,
+) -> anyhow::Result<TaskData> {
     let (train, builtin_eval, labels, train_source, builtin_source) = if data == defaults::BBC_NEWS
     {
         let dir = defaults::bbc_news_dir()?;
@@ -77,7 +84,7 @@ pub fn load_task(data: &str, eval: &EvalSource, seed: u64) -> anyhow::Result<Tas
             eval_source,
         )
     } else {
-        let (train_file, held_out) = files_of(Path::new(data))?;
+        let (train_file, held_out) = files_of(&cache::resolve(data, data_dir)?)?;
         let raw = format::read_examples(&train_file)?;
         let labels = LabelMap::for_training_file(&train_file, &raw)?;
         let train = to_examples(&raw, &labels, &train_file)?;
@@ -131,8 +138,9 @@ fn files_of(path: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
     }
     if !path.is_dir() {
         return Err(user(format!(
-            "{}: data not found: give a .jsonl/.csv/.tsv file, a folder with train.jsonl.gz, or the name bbc-news",
-            path.display()
+            "{}: data not found: give a .jsonl/.csv/.tsv file, a folder with train.jsonl.gz, the name bbc-news, or a name heal data fetch knows ({})",
+            path.display(),
+            fetch::names().join(", ")
         )));
     }
     let find = |stem: &str| -> Option<PathBuf> {

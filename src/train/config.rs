@@ -16,8 +16,15 @@ use std::path::PathBuf;
 pub struct FinetuneConfig {
     /// `minilm-l6` or an HF checkpoint folder.
     pub model: String,
-    /// `bbc-news`, a data file, or a folder with train.* (and validation.* / test.*).
+    /// The hub revision when `model` is a hub id (None: main).
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// `bbc-news`, a data file, a folder with train.* (and validation.* / test.*), or a name
+    /// `heal data fetch` knows.
     pub data: String,
+    /// heal's data folder for a named `data`; None: $HEAL_DATA_DIR, else ~/.cache/heal/data.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
     /// A separate evaluation file.
     pub eval_data: Option<PathBuf>,
     /// A stratified carve-out of the training data for evaluation.

@@ -39,15 +39,26 @@ pub mod defaults {
 #[derive(Args, Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct FinetuneOptions {
-    /// Checkpoint: `minilm-l6` or an HF folder (config.json + model.safetensors or
-    /// pytorch_model.bin, tokenizer.json or vocab.txt). [default: minilm-l6]
+    /// Checkpoint: `minilm-l6`, an HF folder (config.json + model.safetensors or
+    /// pytorch_model.bin, tokenizer.json or vocab.txt), or a hub id such as
+    /// google-bert/bert-base-uncased (from the HF cache, else downloaded into it).
+    /// [default: minilm-l6]
     #[arg(long)]
     pub model: Option<String>,
-    /// Data: `bbc-news`, a .jsonl/.jsonl.gz/.csv/.tsv file with text, label (and text_pair), or a
-    /// folder with train.* and validation.*/test.*. Label names come from labels.json beside
-    /// the file, else the sorted set of training labels. [default: bbc-news]
+    /// Hub revision (branch, tag or commit) when --model is a hub id. [default: main]
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Data: `bbc-news`, a .jsonl/.jsonl.gz/.csv/.tsv file with text, label (and text_pair), a
+    /// folder with train.* and validation.*/test.*, or a name `heal data fetch` knows (sst2,
+    /// imdb, ag_news, ...: taken from --data-dir, fetched there first if missing). Label names
+    /// come from labels.json beside the file, else the sorted set of training labels.
+    /// [default: bbc-news]
     #[arg(long)]
     pub data: Option<String>,
+    /// heal's data folder, where `--data NAME` finds (or fetches) a named dataset.
+    /// [default: $HEAL_DATA_DIR, else ~/.cache/heal/data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Evaluation file (same format). Without it: the dataset's own held-out split.
     #[arg(long, conflicts_with = "eval_split")]
     pub eval_data: Option<PathBuf>,
@@ -177,7 +188,9 @@ impl FinetuneOptions {
             self,
             base,
             model,
+            revision,
             data,
+            data_dir,
             eval_data,
             eval_split,
             validation_split,
@@ -228,7 +241,9 @@ impl FinetuneOptions {
         let cfg = FinetuneConfig {
             out: self.out.unwrap_or_else(|| default_out(&model, &data)),
             model,
+            revision: self.revision,
             data,
+            data_dir: self.data_dir,
             eval_data: self.eval_data,
             eval_split: self.eval_split,
             validation_split: self.validation_split,

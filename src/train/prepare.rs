@@ -8,7 +8,7 @@ use super::trainable::{self, Trainable};
 use crate::corrupt::{self, CorruptionReport};
 use crate::data::batching::Tokenized;
 use crate::data::{EvalSource, TaskData};
-use crate::defaults;
+
 use crate::device::parse_device;
 use crate::model::checkpoint::LoadReport;
 use crate::model::tokenizer::TextEncoder;
@@ -47,7 +47,7 @@ pub(super) fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         tch::set_num_threads(n as i32);
     }
     crate::model::precision::set(cfg.precision);
-    let model_dir = defaults::resolve_model(&cfg.model)?;
+    let model_dir = crate::hub::model::resolve(&cfg.model, cfg.revision.as_deref())?;
     let files = crate::model::checkpoint::CheckpointFiles::locate(&model_dir)?;
     let model_config = crate::model::config::EncoderConfig::from_file(&files.config)?;
     let max_len = cfg.max_len.min(model_config.max_tokens());

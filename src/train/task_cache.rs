@@ -13,6 +13,7 @@ use std::path::PathBuf;
 struct TaskKey {
     model_dir: PathBuf,
     data: String,
+    data_dir: Option<PathBuf>,
     eval: String,
     seed: u64,
     max_train_examples: Option<usize>,
@@ -38,6 +39,7 @@ pub(super) fn tokenized_task(
     let key = TaskKey {
         model_dir: model_dir.to_path_buf(),
         data: cfg.data.clone(),
+        data_dir: cfg.data_dir.clone(),
         eval: format!("{eval_source:?}"),
         seed: cfg.seed,
         max_train_examples: cfg.max_train_examples,
@@ -50,7 +52,7 @@ pub(super) fn tokenized_task(
         log::debug!("tokenised {} taken from this process's cache", cfg.data);
         return Ok(hit.clone());
     }
-    let mut task = data::load_task(&cfg.data, eval_source, cfg.seed)?;
+    let mut task = data::load_task(&cfg.data, cfg.data_dir.as_deref(), eval_source, cfg.seed)?;
     if let Some(n) = cfg.max_train_examples {
         task.train = data::subsample(std::mem::take(&mut task.train), n, cfg.seed);
     }

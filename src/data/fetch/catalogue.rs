@@ -139,9 +139,14 @@ pub const DATASETS: &[HubDataset] = &[
     },
 ];
 
+/// The registry entry called `name`, if any.
+pub fn find(name: &str) -> Option<&'static HubDataset> {
+    DATASETS.iter().find(|d| d.name == name)
+}
+
 /// The registry entry called `name`, or a user error listing the valid names.
 pub fn dataset(name: &str) -> anyhow::Result<&'static HubDataset> {
-    DATASETS.iter().find(|d| d.name == name).ok_or_else(|| {
+    find(name).ok_or_else(|| {
         user(format!(
             "unknown dataset {name:?}: heal data fetch knows {}",
             names().join(", ")

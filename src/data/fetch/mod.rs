@@ -12,11 +12,11 @@
 mod catalogue;
 mod conversion;
 mod hub;
-mod links;
+
 mod splits;
 mod summary;
 
-pub use catalogue::{dataset, help_table, names, HubDataset, DATASETS};
+pub use catalogue::{dataset, find, help_table, names, HubDataset, DATASETS};
 pub use hub::{endpoint_from_env, DEFAULT_ENDPOINT, PARQUET_REVISION};
 pub use summary::{FetchSummary, FileRecord, SkippedSplit, SplitSummary};
 
@@ -38,16 +38,12 @@ pub struct FetchOptions {
     pub endpoint: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn sha256_of(path: &Path) -> anyhow::Result<(u64, String)> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut hasher = Sha256::new();
     let bytes = std::io::copy(&mut file, &mut hasher)?;
-    Ok((bytes, hex(&hasher.finalize())))
+    Ok((bytes, crate::hub::client::hex(&hasher.finalize())))
 }
 
 /// Fetches `d` into `opts.out`: lists the conversion branch, downloads and verifies every
@@ -55,6 +51,12 @@ fn sha256_of(path: &Path) -> anyhow::Result<(u64, String)> {
 /// folder in. An existing output folder is an error unless `opts.force`.
 pub fn fetch(d: &HubDataset, opts: &FetchOptions) -> anyhow::Result<FetchSummary> {
     let out = &opts.out;
+    if crate::hub::offline() {
+        return Err(user(format!(
+            "HF_HUB_OFFLINE is set, so heal makes no network request: run `heal data fetch {}` where the hub is reachable, without HF_HUB_OFFLINE",
+            d.name
+        )));
+    }
     if out.file_name().is_none() {
         return Err(user(format!(
             "--out {}: give a folder name, e.g. data/{}",
@@ -124,7 +126,7 @@ fn fill(
     let downloads = tmp.join(".parquet");
     std::fs::create_dir_all(&downloads)?;
     let total: u64 = files.iter().map(|f| f.size).sum();
-    log::info!(
+    log::debug!(
         "{}: {} parquet files ({:.1} MB) of {} config {} from {}",
         d.name,
         files.len(),

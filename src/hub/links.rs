@@ -1,7 +1,7 @@
 //! Following the hub's links: a redirect's `Location`, and the next page of a listing.
 
 /// `location` (absolute, or relative to the host of `base`) as an absolute URL.
-pub(super) fn join_url(base: &str, location: &str) -> String {
+pub fn join_url(base: &str, location: &str) -> String {
     if location.starts_with("http://") || location.starts_with("https://") {
         return location.to_string();
     }
@@ -21,7 +21,7 @@ pub(super) fn join_url(base: &str, location: &str) -> String {
 }
 
 /// The URL of a `Link` header's `rel="next"` part.
-pub(super) fn next_link(header: &str) -> Option<String> {
+pub fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         let is_next = params
