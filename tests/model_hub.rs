@@ -17,6 +17,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tch::{Device, Tensor};
 
@@ -700,16 +701,23 @@ fn tiny_bert_snapshot() -> Vec<(&'static str, Vec<u8>)> {
     NEEDED.iter().map(|p| (*p, fixture(p))).collect()
 }
 
-/// tiny-bert's config with other label names, to tell snapshots apart.
-fn v1_config() -> Vec<u8> {
+/// tiny-bert's config with `tag` as the first label name, which `heal corrupt` carries into
+/// its output: it tells which snapshot a name resolved to.
+fn tagged_config(tag: &str) -> Vec<u8> {
     let mut config: serde_json::Value = serde_json::from_slice(&fixture("config.json")).unwrap();
-    config["id2label"] = serde_json::json!({"0": "neg", "1": "neu", "2": "pos"});
-    config["label2id"] = serde_json::json!({"neg": 0, "neu": 1, "pos": 2});
+    config["id2label"] = serde_json::json!({"0": tag, "1": "b", "2": "c"});
+    config["label2id"] = serde_json::json!({tag: 0, "b": 1, "c": 2});
     serde_json::to_vec_pretty(&config).unwrap()
 }
 
-/// tiny-bert's weights in two safetensors shards and their index.
-fn sharded_snapshot(with_second_shard: bool) -> Vec<(&'static str, Vec<u8>)> {
+fn tagged_snapshot(tag: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let mut files = tiny_bert_snapshot();
+    files[0] = ("config.json", tagged_config(tag));
+    files
+}
+
+/// tiny-bert's weights in two safetensors shards and their index, with `config`.
+fn sharded_snapshot(config: Vec<u8>, with_second_shard: bool) -> Vec<(&'static str, Vec<u8>)> {
     let mut tensors =
         Tensor::read_safetensors(fixtures().join("tiny-bert").join("model.safetensors")).unwrap();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -720,10 +728,7 @@ fn sharded_snapshot(with_second_shard: bool) -> Vec<(&'static str, Vec<u8>)> {
     ];
     let tmp = tempfile::tempdir().unwrap();
     let mut weight_map = serde_json::Map::new();
-    let mut out = vec![
-        ("config.json", fixture("config.json")),
-        ("vocab.txt", fixture("vocab.txt")),
-    ];
+    let mut out = vec![("config.json", config), ("vocab.txt", fixture("vocab.txt"))];
     let mut total = 0;
     for (name, part) in names.iter().zip([tensors, second]) {
         for (t, tensor) in &part {
@@ -744,40 +749,36 @@ fn sharded_snapshot(with_second_shard: bool) -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
-/// org/tiny-bert with main, v1 (other label names) and a commit no ref names; the bare name
-/// tiny-bert; org/tiny-bert-sharded.
-fn hand_cache(cache: &Path) {
-    let mut v1 = tiny_bert_snapshot();
-    v1[0].1 = v1_config();
-    put_snapshot(
-        cache,
-        "org/tiny-bert",
-        COMMIT_MAIN,
-        &["main"],
-        &tiny_bert_snapshot(),
-    );
-    put_snapshot(cache, "org/tiny-bert", COMMIT_V1, &["v1"], &v1);
-    put_snapshot(
-        cache,
-        "org/tiny-bert",
-        COMMIT_UNNAMED,
-        &[],
-        &tiny_bert_snapshot(),
-    );
-    put_snapshot(
-        cache,
-        "tiny-bert",
-        COMMIT_MAIN,
-        &["main"],
-        &tiny_bert_snapshot(),
-    );
+/// In `cache`: org/tiny-bert with main, v1 and a commit no ref names; the bare name tiny-bert;
+/// org/tiny-bert-sharded. Each snapshot's first label is `{place} {which}`.
+fn hand_cache(cache: &Path, place: &str) {
+    let tag = |which: &str| tagged_snapshot(&format!("{place} {which}"));
+    put_snapshot(cache, "org/tiny-bert", COMMIT_MAIN, &["main"], &tag("main"));
+    put_snapshot(cache, "org/tiny-bert", COMMIT_V1, &["v1"], &tag("v1"));
+    put_snapshot(cache, "org/tiny-bert", COMMIT_UNNAMED, &[], &tag("unnamed"));
+    put_snapshot(cache, "tiny-bert", COMMIT_MAIN, &["main"], &tag("bare"));
+    let sharded = sharded_snapshot(tagged_config(&format!("{place} sharded")), true);
     put_snapshot(
         cache,
         "org/tiny-bert-sharded",
         COMMIT_MAIN,
         &["main"],
-        &sharded_snapshot(true),
+        &sharded,
     );
+}
+
+/// The first label name of the checkpoint that `heal corrupt --model MODEL EXTRA` read, i.e.
+/// which snapshot MODEL resolved to.
+fn resolved(root: &Path, vars: &[(&str, &str)], model: &str, extra: &[&str]) -> String {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let out = root.join(format!(
+        "corrupted-{}",
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    ok(&heal(root, vars, &corrupt_args(model, extra, &out)));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    config["id2label"]["0"].as_str().unwrap().to_string()
 }
 
 fn snapshot_of(cache: &Path, repo: &str, commit: &str) -> PathBuf {
@@ -969,137 +970,147 @@ fn cached_model_serves_other_commands_without_any_request() {
     let files = tiny_bert_files();
     publish(&hub, "org/tiny-bert", &files, 100, None);
     let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
+    let root = tmp.path();
+    let cache = root.join("cache");
     let vars = [
         ("HF_ENDPOINT", hub.base.as_str()),
         ("HF_HUB_CACHE", s(&cache)),
     ];
-    let first = printed_snapshot(&heal(
-        tmp.path(),
-        &vars,
-        &["model", "fetch", "org/tiny-bert"],
-    ));
+    printed_snapshot(&heal(root, &vars, &words("model fetch org/tiny-bert")));
     let asked = hub.requests().len();
     assert!(asked > 0);
     let cached = layout(&cache);
+    let asks_nothing = |what: &str| {
+        let targets = hub.targets();
+        assert_eq!(
+            targets.len(),
+            asked,
+            "{what}: a cache hit asks nothing: {:?}",
+            &targets[asked..]
+        );
+        assert_eq!(layout(&cache), cached, "{what}: the cache is only read");
+    };
 
-    // Again: the same snapshot, from the cache.
-    let again = printed_snapshot(&heal(
-        tmp.path(),
-        &vars,
-        &["model", "fetch", "org/tiny-bert"],
-    ));
-    assert_eq!(again, first);
-
-    let run = tmp.path().join("run");
-    ok(&heal(
-        tmp.path(),
-        &vars,
-        &finetune_args("org/tiny-bert", &run),
-    ));
+    let run = root.join("run");
+    ok(&heal(root, &vars, &finetune_args("org/tiny-bert", &run)));
     assert!(run.join("result.json").is_file());
+    asks_nothing("heal finetune");
 
-    let corrupted = tmp.path().join("corrupted");
+    let corrupted = root.join("corrupted");
     ok(&heal(
-        tmp.path(),
+        root,
         &vars,
         &corrupt_args("org/tiny-bert", &[], &corrupted),
     ));
     assert!(corrupted.join("model.safetensors").is_file());
-
-    assert_eq!(
-        hub.requests().len(),
-        asked,
-        "a cache hit asks nothing: {:?}",
-        &hub.targets()[asked..]
-    );
-    assert_eq!(layout(&cache), cached, "the cache is only read");
+    asks_nothing("heal corrupt");
 }
 
 #[test]
 fn hand_made_cache_is_found_by_every_rule_without_any_request() {
-    // The hub knows org/tiny-bert at another commit: asking it would show in the paths too.
+    // The hub has org/tiny-bert at another commit: asking it would show in the labels too.
     let hub = MockHub::start();
     publish(&hub, "org/tiny-bert", &tiny_bert_files(), 100, None);
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let cache = root.join("cache");
-    hand_cache(&cache);
+    hand_cache(&cache, "cache");
     let endpoint = ("HF_ENDPOINT", hub.base.as_str());
     let by_cache = [endpoint, ("HF_HUB_CACHE", s(&cache))];
-    let fetch = |vars: &[(&str, &str)], extra: &[&str]| {
-        let mut args = vec!["model", "fetch"];
-        args.extend_from_slice(extra);
-        printed_snapshot(&heal(root, vars, &args))
-    };
 
     // HF_HUB_CACHE: main through refs/main, v1 through refs/v1, a commit by its hash.
-    let got = fetch(&by_cache, &["org/tiny-bert"]);
-    assert_same_path(&got, &snapshot_of(&cache, "org/tiny-bert", COMMIT_MAIN));
-    let got = fetch(&by_cache, &["org/tiny-bert", "--revision", "v1"]);
-    assert_same_path(&got, &snapshot_of(&cache, "org/tiny-bert", COMMIT_V1));
-    let got = fetch(&by_cache, &["org/tiny-bert", "--revision", COMMIT_UNNAMED]);
-    assert_same_path(&got, &snapshot_of(&cache, "org/tiny-bert", COMMIT_UNNAMED));
-    let refs = repo_dir(&cache, "org/tiny-bert").join("refs");
     assert_eq!(
-        layout(&refs),
-        ["main", "v1"],
-        "no ref written for a commit hash"
+        resolved(root, &by_cache, "org/tiny-bert", &[]),
+        "cache main"
     );
-    // A bare name: models--NAME.
-    let got = fetch(&by_cache, &["tiny-bert"]);
-    assert_same_path(&got, &snapshot_of(&cache, "tiny-bert", COMMIT_MAIN));
+    let v1 = ["--revision", "v1"];
+    assert_eq!(resolved(root, &by_cache, "org/tiny-bert", &v1), "cache v1");
+    let by_hash = ["--revision", COMMIT_UNNAMED];
+    assert_eq!(
+        resolved(root, &by_cache, "org/tiny-bert", &by_hash),
+        "cache unnamed"
+    );
+    let refs = repo_dir(&cache, "org/tiny-bert").join("refs");
+    assert_eq!(layout(&refs), ["main", "v1"], "no ref written for a hash");
+    // A bare name: models--NAME. Shards with their index.
+    assert_eq!(resolved(root, &by_cache, "tiny-bert", &[]), "cache bare");
+    assert_eq!(
+        resolved(root, &by_cache, "org/tiny-bert-sharded", &[]),
+        "cache sharded"
+    );
     // Offline, a cached revision is fine.
     let offline = [
         endpoint,
         ("HF_HUB_CACHE", s(&cache)),
         ("HF_HUB_OFFLINE", "1"),
     ];
-    let got = fetch(&offline, &["org/tiny-bert", "--revision", "v1"]);
-    assert_same_path(&got, &snapshot_of(&cache, "org/tiny-bert", COMMIT_V1));
-
-    // Other commands resolve the same way: v1's label names reach the corrupted copy, and a
-    // sharded snapshot loads.
-    let out = root.join("corrupted-v1");
-    let args = corrupt_args("org/tiny-bert", &["--revision", "v1"], &out);
-    ok(&heal(root, &by_cache, &args));
-    let written: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
-    assert_eq!(
-        written["id2label"],
-        serde_json::json!({"0": "neg", "1": "neu", "2": "pos"})
-    );
-    let out = root.join("corrupted-sharded");
-    let args = corrupt_args("org/tiny-bert-sharded", &[], &out);
-    ok(&heal(root, &by_cache, &args));
-    assert!(out.join("model.safetensors").is_file());
+    assert_eq!(resolved(root, &offline, "org/tiny-bert", &v1), "cache v1");
 
     // HF_HOME: the cache is HF_HOME/hub.
     let hf_home = root.join("hf-home");
-    hand_cache(&hf_home.join("hub"));
-    let got = fetch(&[endpoint, ("HF_HOME", s(&hf_home))], &["org/tiny-bert"]);
-    assert_same_path(
-        &got,
-        &snapshot_of(&hf_home.join("hub"), "org/tiny-bert", COMMIT_MAIN),
-    );
+    hand_cache(&hf_home.join("hub"), "hf-home");
+    let vars = [endpoint, ("HF_HOME", s(&hf_home))];
+    assert_eq!(resolved(root, &vars, "org/tiny-bert", &[]), "hf-home main");
     // HF_HUB_CACHE before HF_HOME.
-    let both = [
+    let vars = [
         endpoint,
         ("HF_HOME", s(&hf_home)),
         ("HF_HUB_CACHE", s(&cache)),
     ];
-    let got = fetch(&both, &["org/tiny-bert", "--revision", "v1"]);
-    assert_same_path(&got, &snapshot_of(&cache, "org/tiny-bert", COMMIT_V1));
+    assert_eq!(resolved(root, &vars, "org/tiny-bert", &v1), "cache v1");
     // Neither: ~/.cache/huggingface/hub.
-    let default = root
-        .join("home")
-        .join(".cache")
-        .join("huggingface")
-        .join("hub");
-    hand_cache(&default);
-    let got = fetch(&[endpoint], &["org/tiny-bert"]);
-    assert_same_path(&got, &snapshot_of(&default, "org/tiny-bert", COMMIT_MAIN));
+    let default = root.join("home/.cache/huggingface/hub");
+    hand_cache(&default, "home");
+    assert_eq!(
+        resolved(root, &[endpoint], "org/tiny-bert", &[]),
+        "home main"
+    );
 
+    assert!(hub.requests().is_empty(), "{:?}", hub.targets());
+}
+
+#[test]
+fn model_fetch_of_a_cached_revision_asks_nothing_and_works_offline() {
+    // `heal model fetch` resolves NAME like every --model: a cache hit makes no request (the
+    // hub's main is another commit) and needs no network.
+    let hub = MockHub::start();
+    publish(&hub, "org/tiny-bert", &tiny_bert_files(), 100, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let cache = root.join("cache");
+    hand_cache(&cache, "cache");
+    let online = [
+        ("HF_ENDPOINT", hub.base.as_str()),
+        ("HF_HUB_CACHE", s(&cache)),
+    ];
+    let offline = [
+        ("HF_ENDPOINT", hub.base.as_str()),
+        ("HF_HUB_CACHE", s(&cache)),
+        ("HF_HUB_OFFLINE", "1"),
+    ];
+    for (vars, args, commit) in [
+        (&online[..], "org/tiny-bert", COMMIT_MAIN),
+        (&online[..], "org/tiny-bert --revision v1", COMMIT_V1),
+        (&offline[..], "org/tiny-bert", COMMIT_MAIN),
+        (
+            &offline[..],
+            &format!("org/tiny-bert --revision {COMMIT_UNNAMED}")[..],
+            COMMIT_UNNAMED,
+        ),
+    ] {
+        let out = heal(root, vars, &words(&format!("model fetch {args}")));
+        let got = printed_snapshot(&out);
+        assert_same_path(&got, &snapshot_of(&cache, "org/tiny-bert", commit));
+        assert!(hub.requests().is_empty(), "{args}: {:?}", hub.targets());
+    }
+    // Offline and not cached: the variable and where it looked.
+    let out = heal(root, &offline, &words("model fetch org/absent"));
+    let line = user_error(&out);
+    assert!(line.contains("HF_HUB_OFFLINE"), "{line}");
+    assert!(
+        line.contains(s(&cache)),
+        "names the place looked in: {line}"
+    );
     assert!(hub.requests().is_empty(), "{:?}", hub.targets());
 }
 
@@ -1116,6 +1127,7 @@ fn offline_without_a_usable_snapshot_is_one_line_naming_hf_hub_offline() {
         ("HF_HUB_CACHE", s(&cache)),
         ("HF_HUB_OFFLINE", "1"),
     ];
+    let out = root.join("out");
     let refused = |args: &[String]| {
         let before = layout(&cache);
         let line = user_error(&heal(root, &vars, args));
@@ -1125,15 +1137,18 @@ fn offline_without_a_usable_snapshot_is_one_line_naming_hf_hub_offline() {
             "names the place looked in: {line}"
         );
         assert_eq!(layout(&cache), before, "{args:?} wrote to the cache");
+        assert!(
+            !out.exists(),
+            "{args:?}: nothing written for a refused model"
+        );
     };
 
     // Nothing cached.
-    refused(&words("model fetch org/tiny-bert"));
-    let run = root.join("run");
-    refused(&finetune_args("org/tiny-bert", &run));
-    assert!(!run.exists(), "no run directory for a refused model");
+    refused(&finetune_args("org/tiny-bert", &out));
+    refused(&corrupt_args("org/tiny-bert", &[], &out));
 
-    // A snapshot without weights, a sharded one missing a shard, a revision with no ref.
+    // A snapshot without weights, a sharded one missing a shard, a revision with no ref, a
+    // commit with no snapshot.
     put_snapshot(
         &cache,
         "org/tiny-bert",
@@ -1144,15 +1159,15 @@ fn offline_without_a_usable_snapshot_is_one_line_naming_hf_hub_offline() {
             ("vocab.txt", fixture("vocab.txt")),
         ],
     );
-    refused(&words("model fetch org/tiny-bert"));
+    refused(&corrupt_args("org/tiny-bert", &[], &out));
     put_snapshot(
         &cache,
         "org/tiny-bert-sharded",
         COMMIT_MAIN,
         &["main"],
-        &sharded_snapshot(false),
+        &sharded_snapshot(fixture("config.json"), false),
     );
-    refused(&words("model fetch org/tiny-bert-sharded"));
+    refused(&corrupt_args("org/tiny-bert-sharded", &[], &out));
     put_snapshot(
         &cache,
         "org/other",
@@ -1160,10 +1175,8 @@ fn offline_without_a_usable_snapshot_is_one_line_naming_hf_hub_offline() {
         &["main"],
         &tiny_bert_snapshot(),
     );
-    refused(&words("model fetch org/other --revision v1"));
-    refused(&words(&format!(
-        "model fetch org/other --revision {COMMIT_V1}"
-    )));
+    refused(&corrupt_args("org/other", &["--revision", "v1"], &out));
+    refused(&corrupt_args("org/other", &["--revision", COMMIT_V1], &out));
 
     assert!(hub.requests().is_empty(), "{:?}", hub.targets());
 }
@@ -1180,6 +1193,7 @@ fn gated_repo_needs_a_token_from_hf_token_or_a_token_file() {
     // No token, a wrong one: refused, naming HF_TOKEN; nothing cached.
     let cache = root.join("cache");
     for token in [None, Some("wrong")] {
+        let before = hub.requests().len();
         let mut vars = vec![endpoint, ("HF_HUB_CACHE", s(&cache))];
         if let Some(t) = token {
             vars.push(("HF_TOKEN", t));
@@ -1187,6 +1201,13 @@ fn gated_repo_needs_a_token_from_hf_token_or_a_token_file() {
         let line = user_error(&heal(root, &vars, &["model", "fetch", "org/gated"]));
         assert!(line.contains("HF_TOKEN"), "{line}");
         assert!(files_under(&cache).is_empty(), "{:?}", files_under(&cache));
+        let sent: Vec<Option<String>> = hub.requests()[before..]
+            .iter()
+            .map(|r| r.authorization.clone())
+            .collect();
+        assert!(!sent.is_empty());
+        let want = token.map(|t| format!("Bearer {t}"));
+        assert!(sent.iter().all(|a| *a == want), "{sent:?}");
     }
     let asked = hub.requests().len();
     assert!(asked > 0);
@@ -1331,7 +1352,9 @@ fn damaged_short_or_cut_downloads_leave_nothing_that_looks_complete() {
     assert_nothing_complete_of(&cache, "org/tiny-bert", &files[i]);
     // Whatever else arrived, the snapshot is not usable offline.
     let offline = [("HF_HUB_CACHE", s(&cache)), ("HF_HUB_OFFLINE", "1")];
-    let line = user_error(&heal(root, &offline, &["model", "fetch", "org/tiny-bert"]));
+    let out = root.join("corrupted");
+    let args = corrupt_args("org/tiny-bert", &[], &out);
+    let line = user_error(&heal(root, &offline, &args));
     assert!(line.contains("HF_HUB_OFFLINE"), "{line}");
     // Once the hub serves the right bytes, the same cache completes.
     let files = tiny_bert_files();
