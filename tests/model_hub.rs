@@ -1070,9 +1070,9 @@ fn hand_made_cache_is_found_by_every_rule_without_any_request() {
 }
 
 #[test]
-fn model_fetch_of_a_cached_revision_asks_nothing_and_works_offline() {
-    // `heal model fetch` resolves NAME like every --model: a cache hit makes no request (the
-    // hub's main is another commit) and needs no network.
+fn model_fetch_refreshes_online_and_reads_the_cache_offline() {
+    // Offline, `heal model fetch` returns the cached snapshot (no request, no network); online
+    // it asks the hub which commit the revision names now, as snapshot_download does.
     let hub = MockHub::start();
     publish(&hub, "org/tiny-bert", &tiny_bert_files(), 100, None);
     let tmp = tempfile::tempdir().unwrap();
@@ -1089,9 +1089,8 @@ fn model_fetch_of_a_cached_revision_asks_nothing_and_works_offline() {
         ("HF_HUB_OFFLINE", "1"),
     ];
     for (vars, args, commit) in [
-        (&online[..], "org/tiny-bert", COMMIT_MAIN),
-        (&online[..], "org/tiny-bert --revision v1", COMMIT_V1),
         (&offline[..], "org/tiny-bert", COMMIT_MAIN),
+        (&offline[..], "org/tiny-bert --revision v1", COMMIT_V1),
         (
             &offline[..],
             &format!("org/tiny-bert --revision {COMMIT_UNNAMED}")[..],
@@ -1103,6 +1102,17 @@ fn model_fetch_of_a_cached_revision_asks_nothing_and_works_offline() {
         assert_same_path(&got, &snapshot_of(&cache, "org/tiny-bert", commit));
         assert!(hub.requests().is_empty(), "{args}: {:?}", hub.targets());
     }
+    // Online: the hub's main (another commit than the cached refs/main) is fetched and
+    // refs/main moves to it.
+    let out = heal(root, &online, &words("model fetch org/tiny-bert"));
+    let got = printed_snapshot(&out);
+    assert_same_path(&got, &snapshot_of(&cache, "org/tiny-bert", SHA));
+    assert!(!hub.requests().is_empty(), "online fetch asks the hub");
+    assert_eq!(
+        std::fs::read_to_string(cache.join("models--org--tiny-bert/refs/main")).unwrap(),
+        SHA
+    );
+    let asked = hub.requests().len();
     // Offline and not cached: the variable and where it looked.
     let out = heal(root, &offline, &words("model fetch org/absent"));
     let line = user_error(&out);
@@ -1111,7 +1121,7 @@ fn model_fetch_of_a_cached_revision_asks_nothing_and_works_offline() {
         line.contains(s(&cache)),
         "names the place looked in: {line}"
     );
-    assert!(hub.requests().is_empty(), "{:?}", hub.targets());
+    assert_eq!(hub.requests().len(), asked, "{:?}", hub.targets());
 }
 
 #[test]
