@@ -98,8 +98,9 @@ struct RevisionInfo {
 }
 
 /// Downloads the files heal needs of `name` at `revision` into the HF cache (skipping those
-/// already there) and returns the snapshot folder. Always asks the hub which commit the
-/// revision names.
+/// already there) and returns the snapshot folder. Online it always asks the hub which commit
+/// the revision names now (a branch moves), as huggingface_hub's snapshot_download does; with
+/// `HF_HUB_OFFLINE` it returns the cached snapshot or says where it looked.
 pub fn fetch(name: &str, revision: Option<&str>) -> anyhow::Result<PathBuf> {
     let revision = revision.unwrap_or(DEFAULT_REVISION);
     if !is_hub_id(name) {
@@ -108,9 +109,13 @@ pub fn fetch(name: &str, revision: Option<&str>) -> anyhow::Result<PathBuf> {
         )));
     }
     if super::offline() {
-        return Err(user(format!(
-            "{name}: HF_HUB_OFFLINE is set, so nothing can be fetched: unset it, or fetch where the hub is reachable"
-        )));
+        let repo = RepoCache::model(&cache_dir(), name);
+        return cached_snapshot(&repo, revision).ok_or_else(|| {
+            user(format!(
+                "{name} (revision {revision}): not in the HF cache ({}) and HF_HUB_OFFLINE is set, so nothing can be fetched: unset HF_HUB_OFFLINE, or fetch where the hub is reachable into the same HF_HUB_CACHE",
+                repo.root.display()
+            ))
+        });
     }
     let endpoint = client::endpoint_from_env();
     let client = Client::new(&endpoint, client::token());
