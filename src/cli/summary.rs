@@ -6,8 +6,14 @@ use heal::train::{FinetuneConfig, RunOutcome};
 pub fn print(cfg: &FinetuneConfig, outcome: &RunOutcome) {
     println!();
     println!(
-        "{} on {} ({} epochs, lr {:e}, batch {}, max-len {})",
-        cfg.model, cfg.data, cfg.epochs, cfg.lr, cfg.batch_size, cfg.max_len
+        "{} on {} ({} epoch{}, lr {:e}, batch {}, max-len {})",
+        cfg.model,
+        cfg.data,
+        cfg.epochs,
+        if cfg.epochs == 1 { "" } else { "s" },
+        cfg.lr,
+        cfg.batch_size,
+        outcome.max_len
     );
     println!(
         "{:>5}  {:>10}  {:>9}  {:>8}  {:>8}  {:>8}  {:>7}",

@@ -2,15 +2,17 @@
 //! job-array script for Slurm).
 
 use heal::error::user;
-use heal::sweep::{self, Plan, SlurmOptions};
+use heal::progress::duration;
+use heal::sweep::{self, Plan, SlurmOptions, SweepStatus};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
   heal sweep --config examples/grids/cpu.toml --out runs/sweep-cpu      # run every cell
   heal sweep --config GRID.toml --out SWEEP --plan                      # write SWEEP/plan.json only
   heal sweep --out SWEEP --cell 3                                       # run cell 3 of the plan
+  heal sweep --out SWEEP --status                                       # finished, started, left
   heal sweep --config GRID.toml --out SWEEP --slurm --partition gpu --gpus 1 --time 04:00:00
   heal report SWEEP
 
@@ -29,6 +31,10 @@ pub struct SweepArgs {
     /// Only write the manifest of cells (SWEEP/plan.json) and list them.
     #[arg(long)]
     pub plan: bool,
+    /// How far the sweep in --out is, from its plan.json and cells (no grid file needed):
+    /// finished cells by status, started, left, failed, and an estimate of the time left.
+    #[arg(long, conflicts_with_all = ["config", "plan", "cell", "slurm"])]
+    pub status: bool,
     /// Run only this cell (0-based index in plan.json), e.g. $SLURM_ARRAY_TASK_ID.
     #[arg(long)]
     pub cell: Option<usize>,
@@ -60,6 +66,10 @@ pub struct SweepArgs {
 }
 
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    if args.status {
+        print_status(&args.out, &sweep::status(&args.out)?);
+        return Ok(());
+    }
     let mut plan = match (&args.config, args.cell) {
         (Some(grid), _) => Plan::from_grid(grid, &args.out)?,
         (None, Some(_)) => Plan::read(&args.out)?,
@@ -137,4 +147,49 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+fn print_status(out: &Path, s: &SweepStatus) {
+    let f = &s.finished;
+    println!("{}: {} cells", out.display(), s.cells);
+    println!(
+        "finished  {:>4}  (ok {}, collapsed {}, diverged {}, failed {})",
+        f.total(),
+        f.ok,
+        f.collapsed,
+        f.diverged,
+        f.failed
+    );
+    println!(
+        "started   {:>4}  (running, or killed: a rerun redoes them)",
+        s.started.len()
+    );
+    for c in &s.started {
+        let since = c.since.map_or("unknown".into(), |d| {
+            format!("{} ago", duration(d.as_secs_f64()))
+        });
+        println!("  {:>4}  {}  started {since}", c.index, c.name);
+    }
+    println!("left      {:>4}", s.left);
+    match (s.seconds_left, s.mean_cell_seconds) {
+        _ if s.left == 0 && s.started.is_empty() => {
+            println!(
+                "every cell is finished; next: heal report {}",
+                out.display()
+            )
+        }
+        (Some(left), Some(mean)) => println!(
+            "time left about {} at one cell at a time ({} per cell, mean of {} finished)",
+            duration(left),
+            duration(mean),
+            f.total() - f.failed
+        ),
+        _ => println!("time left unknown until a cell finishes"),
+    }
+    if !s.failed.is_empty() {
+        println!("failed cells (rerun the sweep to retry them):");
+        for c in &s.failed {
+            println!("  {:>4}  {}: {}", c.index, c.name, c.reason);
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! stream.
 
 use super::links::join_url;
-use indicatif::ProgressBar;
+use crate::progress::Progress;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::io::{BufWriter, Read, Write};
@@ -198,7 +198,7 @@ impl Client {
         size: u64,
         checksum: &Checksum,
         dest: &Path,
-        bar: &ProgressBar,
+        bar: &Progress,
     ) -> Result<(String, Option<String>), DownloadError> {
         let mut reply = self.get(url).map_err(DownloadError::Get)?;
         let io = |e: std::io::Error| DownloadError::Io {

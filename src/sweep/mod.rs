@@ -5,18 +5,20 @@
 //! A cell is finished when its result.json exists (the trainer writes it last, atomically), so
 //! a rerun skips finished cells and redoes any cell that was interrupted, whatever killed it.
 //! `plan.json` is the manifest of cells: `heal sweep --cell I` (one Slurm array task) runs
-//! cell I of it, and `heal report` reads it.
+//! cell I of it, `heal sweep --status` and `heal report` read it.
 
 mod grid;
 mod plan;
 pub mod report;
 mod run;
 mod slurm;
+mod status;
 
 pub use grid::{Axes, DatasetEntry, GridFile};
 pub use plan::{Cell, Plan, CELLS_DIR, PLAN_JSON};
 pub use run::{is_finished, run_all, run_cell};
 pub use slurm::{sbatch_script, SlurmOptions};
+pub use status::{status, FailedCell, StartedCell, StatusCounts, SweepStatus};
 
 use std::path::Path;
 

@@ -23,6 +23,8 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub result: RunResult,
     pub epochs: Vec<EpochRecord>,
+    /// The max-len used: --max-len, capped by the model's positions (run.json's effective_max_len).
+    pub max_len: usize,
 }
 
 /// Fine-tunes as `cfg` says and writes the run directory. Returns the outcome; a run that
@@ -223,6 +225,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         run_dir: run.path.clone(),
         result,
         epochs,
+        max_len: p.max_len,
     })
 }
 

@@ -7,7 +7,7 @@ use super::summary::SkippedSplit;
 use crate::error::user;
 use crate::hub::client::{self, Client, DownloadError, GetError};
 use crate::hub::tree;
-use indicatif::ProgressBar;
+use crate::progress::Progress;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -160,7 +160,7 @@ impl<'a> Hub<'a> {
         &self,
         file: &RemoteFile,
         dest: &Path,
-        bar: &ProgressBar,
+        bar: &Progress,
     ) -> anyhow::Result<(String, Option<String>)> {
         let url = self.resolve_url(&file.path);
         self.client
