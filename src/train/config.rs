@@ -38,6 +38,9 @@ pub struct FinetuneConfig {
     pub epochs: usize,
     pub lr: f64,
     pub batch_size: usize,
+    /// Batches of `batch_size` per optimiser step.
+    #[serde(default = "one")]
+    pub gradient_accumulation_steps: usize,
     pub eval_batch_size: usize,
     pub max_len: usize,
     pub pooling: Pooling,
@@ -156,4 +159,8 @@ impl FinetuneConfig {
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> usize {
+    1
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod eval;
 pub mod fused;
+mod loss;
 pub mod optim;
 pub mod options;
 mod prepare;

@@ -32,6 +32,7 @@ pub mod defaults {
     pub const MODULES: &str = "all";
     pub const TRAIN: &str = "full";
     pub const COLLAPSE_THRESHOLD: f64 = 0.95;
+    pub const GRADIENT_ACCUMULATION_STEPS: usize = 1;
 }
 
 /// Every option is optional here: a flag wins over the TOML file, the TOML file over the
@@ -83,6 +84,10 @@ pub struct FinetuneOptions {
     /// Training batch size. [default: 32]
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// One optimiser step per K batches of --batch-size (the same update as one batch of K
+    /// times the size; the schedule counts optimiser steps). [default: 1]
+    #[arg(long, value_name = "K")]
+    pub gradient_accumulation_steps: Option<usize>,
     /// Evaluation batch size. [default: 64]
     #[arg(long)]
     pub eval_batch_size: Option<usize>,
@@ -222,7 +227,8 @@ impl FinetuneOptions {
             save_checkpoint,
             dump_embeddings,
             overwrite,
-            collapse_threshold
+            collapse_threshold,
+            gradient_accumulation_steps
         )
     }
 
@@ -251,6 +257,9 @@ impl FinetuneOptions {
             epochs: self.epochs.unwrap_or(defaults::EPOCHS),
             lr: self.lr.unwrap_or(defaults::LR),
             batch_size: self.batch_size.unwrap_or(defaults::BATCH_SIZE),
+            gradient_accumulation_steps: self
+                .gradient_accumulation_steps
+                .unwrap_or(defaults::GRADIENT_ACCUMULATION_STEPS),
             eval_batch_size: self.eval_batch_size.unwrap_or(defaults::EVAL_BATCH_SIZE),
             max_len: self.max_len.unwrap_or(defaults::MAX_LEN),
             pooling: self.pooling.unwrap_or_default(),
@@ -297,6 +306,11 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
     positive("epochs", cfg.epochs, "3")?;
     positive("batch-size", cfg.batch_size, "32")?;
     positive("eval-batch-size", cfg.eval_batch_size, "64")?;
+    positive(
+        "gradient-accumulation-steps",
+        cfg.gradient_accumulation_steps,
+        "4",
+    )?;
     if cfg.max_len < 3 {
         return Err(user(format!(
             "--max-len {}: too short for [CLS] text [SEP]; use at least 3",
