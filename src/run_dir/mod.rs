@@ -18,7 +18,7 @@ pub mod embeddings;
 mod records;
 mod run_json;
 
-pub use records::{EpochRecord, RunResult, Status};
+pub use records::{EpochRecord, RunResult, Status, StoppedEarly};
 pub use run_json::{DataFacts, RunJson, Timings};
 
 use crate::error::user;

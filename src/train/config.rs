@@ -84,6 +84,10 @@ pub struct FinetuneConfig {
     pub overwrite: bool,
     /// A run is "collapsed" when one class gets more than this share of the predictions.
     pub collapse_threshold: f64,
+    /// Patience in epochs on the selection score (validation weighted F1, else evaluation
+    /// weighted F1); None: every epoch runs.
+    #[serde(default)]
+    pub early_stopping: Option<usize>,
 }
 
 /// Declaration order is the order of a stage list (`corrupted,best`).

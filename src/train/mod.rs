@@ -2,6 +2,7 @@
 //! schedule, and evaluation after every epoch.
 
 pub mod config;
+mod early_stopping;
 pub mod eval;
 pub mod fused;
 mod loss;

@@ -32,6 +32,8 @@ pub mod defaults {
     pub const MODULES: &str = "all";
     pub const TRAIN: &str = "full";
     pub const COLLAPSE_THRESHOLD: f64 = 0.95;
+    /// Off: every epoch runs.
+    pub const EARLY_STOPPING: Option<usize> = None;
     pub const GRADIENT_ACCUMULATION_STEPS: usize = 1;
 }
 
@@ -178,6 +180,10 @@ pub struct FinetuneOptions {
     /// Flag a run as collapsed when one class gets more than this share of predictions. [default: 0.95]
     #[arg(long)]
     pub collapse_threshold: Option<f64>,
+    /// Stop when the weighted F1 of the validation split (of the evaluation split without
+    /// --validation-split) has not improved for N epochs; 0 turns it off. [default: off]
+    #[arg(long, value_name = "N")]
+    pub early_stopping: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -228,6 +234,7 @@ impl FinetuneOptions {
             dump_embeddings,
             overwrite,
             collapse_threshold,
+            early_stopping,
             gradient_accumulation_steps
         )
     }
@@ -286,6 +293,10 @@ impl FinetuneOptions {
             collapse_threshold: self
                 .collapse_threshold
                 .unwrap_or(defaults::COLLAPSE_THRESHOLD),
+            early_stopping: self
+                .early_stopping
+                .or(defaults::EARLY_STOPPING)
+                .filter(|&n| n > 0),
         };
         check(&cfg)?;
         Ok(cfg)

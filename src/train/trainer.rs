@@ -2,6 +2,7 @@
 
 use super::config::FinetuneConfig;
 use super::config::{CheckpointStage, EmbeddingStage};
+use super::early_stopping::EarlyStopping;
 use super::eval::{evaluate, evaluate_features};
 use super::loss::{batch_loss, pooled_features};
 use super::optim::{self, LinearSchedule};
@@ -10,7 +11,9 @@ use super::trainable::TrainMode;
 use crate::data::batching::Tokenized;
 use crate::device::device_name;
 use crate::metrics;
-use crate::run_dir::{DataFacts, EpochRecord, RunDir, RunJson, RunResult, Status, Timings};
+use crate::run_dir::{
+    DataFacts, EpochRecord, RunDir, RunJson, RunResult, Status, StoppedEarly, Timings,
+};
 use crate::versions;
 use rand::SeedableRng;
 use std::path::PathBuf;
@@ -149,6 +152,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         status,
         reason,
         timings,
+        stopped_early,
     } = match loop_result {
         Ok(v) => v,
         Err(e) => {
@@ -164,6 +168,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
                 confusion_matrix: vec![],
                 eval_examples: p.eval.len(),
                 wall_seconds: wall.elapsed().as_secs_f64(),
+                stopped_early: None,
             };
             run.write_result(&failed)?;
             return Err(e);
@@ -215,6 +220,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         confusion_matrix: confusion,
         eval_examples: p.eval.len(),
         wall_seconds: wall.elapsed().as_secs_f64(),
+        stopped_early,
     };
     run_json.timings = Timings {
         total_seconds: wall.elapsed().as_secs_f64(),
@@ -238,13 +244,14 @@ struct BestSnapshot {
 }
 
 /// What the loop hands back: the epochs it finished, the best one's snapshot, and how it
-/// ended (ok, or diverged with the reason).
+/// ended (ok, or diverged with the reason; stopped early or not).
 struct LoopOutput {
     epochs: Vec<EpochRecord>,
     best: BestSnapshot,
     status: Status,
     reason: String,
     timings: Timings,
+    stopped_early: Option<StoppedEarly>,
 }
 
 fn train_loop(
@@ -276,6 +283,8 @@ fn train_loop(
     let mut epochs: Vec<EpochRecord> = Vec::new();
     let mut best = BestSnapshot::default();
     let mut best_f1 = f64::NEG_INFINITY;
+    let mut early_stopping = EarlyStopping::new(cfg.early_stopping);
+    let mut stopped_early = None;
     let mut timings = Timings::default();
     let mut step = 0usize;
     let num_labels = p.task.labels.len();
@@ -347,6 +356,7 @@ fn train_loop(
                 status: Status::Diverged,
                 reason,
                 timings,
+                stopped_early: None,
             });
         }
         let eval_started = Instant::now();
@@ -404,8 +414,18 @@ fn train_loop(
                 best.weights = Some(p.model.snapshot());
             }
         }
+        // The best epoch stays the evaluation split's best (above); early stopping watches
+        // the validation split when there is one.
+        let stop = early_stopping
+            .update(&record)
+            .filter(|_| epoch < cfg.epochs);
         epochs.push(record);
         run.write_metrics(&epochs)?;
+        if let Some(stop) = stop {
+            log::info!("early stopping after epoch {epoch}: {}", stop.reason);
+            stopped_early = Some(stop);
+            break;
+        }
     }
     Ok(LoopOutput {
         epochs,
@@ -413,5 +433,6 @@ fn train_loop(
         status: Status::Ok,
         reason: String::new(),
         timings,
+        stopped_early,
     })
 }
