@@ -243,6 +243,18 @@ impl FinetuneOptions {
         crate::fsio::read_toml(path, "config")
     }
 
+    /// `--config`: a TOML file, or a run's run.json, whose resolved config gives every option
+    /// (all but --overwrite) so that the run repeats exactly.
+    pub fn from_file(path: &Path) -> anyhow::Result<FinetuneOptions> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            return Ok(crate::run_dir::read_config(path)?.to_options());
+        }
+        Self::from_toml(path)
+    }
+
     /// Applies defaults and checks every value.
     pub fn resolve(self) -> anyhow::Result<FinetuneConfig> {
         let model = self
