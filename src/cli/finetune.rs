@@ -14,7 +14,8 @@ use std::path::PathBuf;
 The run directory (--out) gets run.json, metrics.jsonl, result.json (written last) and, on
 request, checkpoint/, checkpoint-corrupted/ and embeddings/<stage>/.")]
 pub struct FinetuneArgs {
-    /// TOML file with any of the options below (keys are flag names); flags override it.
+    /// TOML file with any of the options below (keys are flag names), or a run's run.json to
+    /// repeat it (give another --out); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -23,7 +24,7 @@ pub struct FinetuneArgs {
 
 pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
     let base = match &args.config {
-        Some(path) => FinetuneOptions::from_toml(path)?,
+        Some(path) => FinetuneOptions::from_file(path)?,
         None => FinetuneOptions::default(),
     };
     let cfg = args.options.over(base).resolve()?;

@@ -18,8 +18,8 @@ pub mod embeddings;
 mod records;
 mod run_json;
 
-pub use records::{EpochRecord, RunResult, Status};
-pub use run_json::{DataFacts, RunJson, Timings};
+pub use records::{EpochRecord, RunResult, Status, StoppedEarly};
+pub use run_json::{read_config, DataFacts, RunJson, Timings};
 
 use crate::error::user;
 use crate::fsio;

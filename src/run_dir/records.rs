@@ -68,4 +68,15 @@ pub struct RunResult {
     pub confusion_matrix: Vec<Vec<u64>>,
     pub eval_examples: usize,
     pub wall_seconds: f64,
+    /// Set when --early-stopping ended the run before its last epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<StoppedEarly>,
+}
+
+/// Why and when early stopping ended a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoppedEarly {
+    /// The last epoch that ran (1-based).
+    pub epoch: usize,
+    pub reason: String,
 }

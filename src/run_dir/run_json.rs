@@ -3,6 +3,7 @@
 
 use crate::corrupt::CorruptionReport;
 use crate::data::labels::LabelMap;
+use crate::error::user;
 use crate::model::checkpoint::LoadReport;
 use crate::model::config::Family;
 use crate::train::optim::LinearSchedule;
@@ -10,7 +11,7 @@ use crate::train::trainable::TrainableFacts;
 use crate::train::FinetuneConfig;
 use crate::versions::Versions;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunJson {
@@ -58,4 +59,25 @@ pub struct Timings {
     pub train_seconds: f64,
     pub eval_seconds: f64,
     pub total_seconds: f64,
+}
+
+/// The resolved config of the run.json at `path` (any file name), read alone so that the rest
+/// of the file may come from another heal version.
+pub fn read_config(path: &Path) -> anyhow::Result<FinetuneConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| user(format!("{}: cannot read ({e})", path.display())))?;
+    let not_run_json = |why: String| {
+        user(format!(
+            "{}: not a heal run.json ({why}); --config takes a run.json or a TOML file of options",
+            path.display()
+        ))
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| not_run_json(e.to_string()))?;
+    match value.get_mut("config").map(serde_json::Value::take) {
+        Some(config @ serde_json::Value::Object(_)) => {
+            serde_json::from_value(config).map_err(|e| not_run_json(format!("config: {e}")))
+        }
+        _ => Err(not_run_json("no config object".into())),
+    }
 }

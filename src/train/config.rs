@@ -2,6 +2,7 @@
 //! same struct is written to run.json, so "what ran" and "what was asked" cannot drift apart.
 
 use super::optim::OptimizerKind;
+use super::options::FinetuneOptions;
 use super::trainable::TrainMode;
 use crate::corrupt::method::{Kaiming, Method};
 use crate::corrupt::select::{Include, Module};
@@ -38,6 +39,9 @@ pub struct FinetuneConfig {
     pub epochs: usize,
     pub lr: f64,
     pub batch_size: usize,
+    /// Batches of `batch_size` per optimiser step.
+    #[serde(default = "one")]
+    pub gradient_accumulation_steps: usize,
     pub eval_batch_size: usize,
     pub max_len: usize,
     pub pooling: Pooling,
@@ -81,6 +85,10 @@ pub struct FinetuneConfig {
     pub overwrite: bool,
     /// A run is "collapsed" when one class gets more than this share of the predictions.
     pub collapse_threshold: f64,
+    /// Patience in epochs on the selection score (validation weighted F1, else evaluation
+    /// weighted F1); None: every epoch runs.
+    #[serde(default)]
+    pub early_stopping: Option<usize>,
 }
 
 /// Declaration order is the order of a stage list (`corrupted,best`).
@@ -122,6 +130,76 @@ impl FinetuneConfig {
     pub fn saves(&self, stage: CheckpointStage) -> bool {
         self.save_checkpoint.contains(&stage)
     }
+
+    /// The options that resolve to this config again, every one set except `overwrite`: a
+    /// repeated run replaces a directory only when asked.
+    pub fn to_options(&self) -> FinetuneOptions {
+        let include: Vec<&str> = [
+            (self.include.embeddings, "embeddings"),
+            (self.include.pooler, "pooler"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        let modules: Vec<&str> = self.modules.iter().map(|m| m.name()).collect();
+        FinetuneOptions {
+            model: Some(self.model.clone()),
+            revision: self.revision.clone(),
+            data: Some(self.data.clone()),
+            data_dir: self.data_dir.clone(),
+            eval_data: self.eval_data.clone(),
+            eval_split: self.eval_split,
+            validation_split: self.validation_split,
+            max_train_examples: self.max_train_examples,
+            epochs: Some(self.epochs),
+            lr: Some(self.lr),
+            batch_size: Some(self.batch_size),
+            gradient_accumulation_steps: Some(self.gradient_accumulation_steps),
+            eval_batch_size: Some(self.eval_batch_size),
+            max_len: Some(self.max_len),
+            pooling: Some(self.pooling),
+            optimizer: Some(self.optimizer),
+            weight_decay: Some(self.weight_decay),
+            warmup: Some(self.warmup),
+            grad_clip: Some(self.grad_clip),
+            seed: Some(self.seed),
+            device: Some(self.device.clone()),
+            precision: Some(self.precision),
+            fused_optimizer: Some(self.fused_optimizer),
+            threads: self.threads,
+            out: Some(self.out.clone()),
+            corrupt: Some(self.corrupt.to_string()),
+            method: Some(self.method.to_string()),
+            modules: Some(modules.join(",")),
+            include: Some(if include.is_empty() {
+                "none".into()
+            } else {
+                include.join(",")
+            }),
+            kaiming: Some(self.kaiming),
+            corrupt_seed: Some(self.corrupt_seed),
+            train: Some(self.train.to_string()),
+            feature_cache: Some(self.feature_cache),
+            save_checkpoint: Some(stage_list(&self.save_checkpoint)),
+            dump_embeddings: Some(stage_list(&self.dump_embeddings)),
+            overwrite: None,
+            collapse_threshold: Some(self.collapse_threshold),
+            early_stopping: Some(self.early_stopping.unwrap_or(0)),
+        }
+    }
+}
+
+/// `corrupted,best` as the flags take it; `none` for no stage.
+fn stage_list<T: clap::ValueEnum>(stages: &[T]) -> String {
+    let names: Vec<String> = stages
+        .iter()
+        .filter_map(|s| s.to_possible_value().map(|v| v.get_name().to_string()))
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(",")
+    }
 }
 
 /// Declaration order is the pipeline's order and that of a stage list.
@@ -156,4 +234,80 @@ impl FinetuneConfig {
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> usize {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FinetuneOptions;
+
+    #[test]
+    fn a_config_turned_back_into_options_resolves_to_itself() {
+        use crate::corrupt::method::Kaiming;
+        use crate::model::{head::Pooling, precision::Precision};
+        use crate::train::optim::OptimizerKind;
+        let out = Some("runs/x".into());
+        let full = FinetuneOptions {
+            model: Some("some/model".into()),
+            revision: Some("v1".into()),
+            data: Some("train.jsonl".into()),
+            data_dir: Some("data".into()),
+            eval_data: None,
+            eval_split: Some(0.2),
+            validation_split: Some(0.1),
+            max_train_examples: Some(50),
+            epochs: Some(4),
+            lr: Some(2e-5),
+            batch_size: Some(8),
+            gradient_accumulation_steps: Some(4),
+            eval_batch_size: Some(16),
+            max_len: Some(64),
+            pooling: Some(Pooling::Mean),
+            optimizer: Some(OptimizerKind::Adam),
+            weight_decay: Some(0.01),
+            warmup: Some(0.06),
+            grad_clip: Some(0.5),
+            seed: Some(3),
+            device: Some("cpu".into()),
+            precision: Some(Precision::Bf16),
+            fused_optimizer: Some(false),
+            threads: Some(2),
+            out: out.clone(),
+            corrupt: Some("bottom:25%".into()),
+            method: Some("noise:0.5".into()),
+            modules: Some("attention,ln_ffn".into()),
+            include: Some("pooler,embeddings".into()),
+            kaiming: Some(Kaiming::Linear),
+            corrupt_seed: Some(9),
+            train: Some("layers:top:2".into()),
+            feature_cache: Some(false),
+            save_checkpoint: Some("corrupted,best".into()),
+            dump_embeddings: Some("best".into()),
+            overwrite: Some(true),
+            collapse_threshold: Some(0.9),
+            early_stopping: Some(2),
+        };
+        let plain = FinetuneOptions {
+            out,
+            ..Default::default()
+        };
+        for options in [full, plain] {
+            let cfg = options.resolve().unwrap();
+            let again = cfg.to_options().resolve().unwrap();
+            assert!(
+                !again.overwrite,
+                "a repeat never replaces a directory unasked"
+            );
+            assert_eq!(
+                super::FinetuneConfig {
+                    overwrite: cfg.overwrite,
+                    ..again
+                },
+                cfg
+            );
+        }
+    }
 }

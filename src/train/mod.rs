@@ -2,8 +2,10 @@
 //! schedule, and evaluation after every epoch.
 
 pub mod config;
+mod early_stopping;
 pub mod eval;
 pub mod fused;
+mod loss;
 pub mod optim;
 pub mod options;
 mod prepare;

@@ -43,14 +43,19 @@ pub fn build(
 }
 
 /// The optimiser the training loop drives: the fused CPU step (see [`super::fused`]) where it
-/// applies, else libtorch's optimiser with [`clip_grad_norm`].
+/// applies, else libtorch's optimiser with [`clip_grad_norm`]. Gradients of several backward
+/// passes add up until the next step (gradient accumulation).
 pub enum Stepper {
     Torch {
         opt: nn::Optimizer,
         trainable: Vec<Tensor>,
+        /// The `.grad` fields hold gradients not yet stepped on.
+        pending: bool,
     },
     Fused {
         opt: super::fused::FusedAdam,
+        /// The sum of the gradients not yet stepped on, in the order of `opt.vars()`.
+        pending: Option<Vec<Option<Tensor>>>,
     },
 }
 
@@ -69,11 +74,13 @@ impl Stepper {
             let decoupled = kind == OptimizerKind::Adamw;
             return Ok(Stepper::Fused {
                 opt: super::fused::FusedAdam::new(&trainable, lr, weight_decay, decoupled),
+                pending: None,
             });
         }
         Ok(Stepper::Torch {
             opt: build(vs, kind, lr, weight_decay)?,
             trainable,
+            pending: false,
         })
     }
 
@@ -84,24 +91,71 @@ impl Stepper {
     pub fn set_lr(&mut self, lr: f64) {
         match self {
             Stepper::Torch { opt, .. } => opt.set_lr(lr),
-            Stepper::Fused { opt } => opt.lr = lr,
+            Stepper::Fused { opt, .. } => opt.lr = lr,
         }
     }
 
-    /// One training step from `loss`: the backward pass, `mask` applied to each dense
-    /// gradient (with its parameter), clipping to a global norm of `max_norm` (0: off) and the
-    /// optimiser step. The fused step takes the gradients straight from the backward pass, so
-    /// the `.grad` fields are never written (no zeroing and no accumulation passes).
-    pub fn backward_step(
-        &mut self,
-        loss: &Tensor,
-        mask: impl Fn(&Tensor, &Tensor) -> Option<Tensor>,
-        max_norm: f64,
-    ) {
+    /// The backward pass of `loss`, its gradients added to those of the passes since the last
+    /// step. The fused step takes the gradients straight from the backward pass, so the
+    /// `.grad` fields are never written (no zeroing pass; with one pass per step, no addition).
+    pub fn accumulate(&mut self, loss: &Tensor) {
         match self {
-            Stepper::Torch { opt, trainable } => {
-                opt.zero_grad();
+            Stepper::Torch { opt, pending, .. } => {
+                if !*pending {
+                    opt.zero_grad();
+                    *pending = true;
+                }
                 loss.backward();
+            }
+            Stepper::Fused { opt, pending } => {
+                // Frozen tensors (requires_grad off) stay in the var store's trainable list;
+                // they get no gradient.
+                let vars = opt.vars();
+                let live: Vec<&Tensor> =
+                    vars.iter().copied().filter(|v| v.requires_grad()).collect();
+                let mut computed = Tensor::run_backward(&[loss], &live, false, false).into_iter();
+                let grads: Vec<Option<Tensor>> = tch::no_grad(|| {
+                    vars.iter()
+                        .map(|var| {
+                            if !var.requires_grad() {
+                                return None;
+                            }
+                            let g = computed.next().expect("one gradient per input");
+                            match (g.defined(), g.is_sparse()) {
+                                (false, _) => None,
+                                (true, true) => Some(g),
+                                (true, false) => Some(g.contiguous()),
+                            }
+                        })
+                        .collect()
+                });
+                *pending = Some(match pending.take() {
+                    None => grads,
+                    // Sparse gradients add as sparse tensors (the step coalesces them).
+                    Some(sum) => tch::no_grad(|| {
+                        sum.into_iter()
+                            .zip(grads)
+                            .map(|pair| match pair {
+                                (Some(a), Some(b)) => Some(a + b),
+                                (a, b) => a.or(b),
+                            })
+                            .collect()
+                    }),
+                });
+            }
+        }
+    }
+
+    /// The optimiser step on the gradients accumulated since the last one: `mask` applied to
+    /// each dense gradient (with its parameter), then clipping to a global norm of `max_norm`
+    /// (0: off).
+    pub fn step(&mut self, mask: impl Fn(&Tensor, &Tensor) -> Option<Tensor>, max_norm: f64) {
+        match self {
+            Stepper::Torch {
+                opt,
+                trainable,
+                pending,
+            } => {
                 tch::no_grad(|| {
                     for var in trainable.iter() {
                         let mut g = var.grad();
@@ -116,28 +170,18 @@ impl Stepper {
                     let _ = clip_grad_norm(trainable, max_norm);
                 }
                 opt.step();
+                *pending = false;
             }
-            Stepper::Fused { opt } => {
-                // Frozen tensors (requires_grad off) stay in the var store's trainable list;
-                // they get no gradient.
-                let vars: Vec<Tensor> = opt.vars().into_iter().map(|v| v.shallow_clone()).collect();
-                let live: Vec<&Tensor> = vars.iter().filter(|v| v.requires_grad()).collect();
-                let mut computed = Tensor::run_backward(&[loss], &live, false, false).into_iter();
+            Stepper::Fused { opt, pending } => {
+                let Some(sum) = pending.take() else { return };
                 let grads: Vec<Option<Tensor>> = tch::no_grad(|| {
-                    vars.iter()
-                        .map(|var| {
-                            if !var.requires_grad() {
-                                return None;
-                            }
-                            let g = computed.next().expect("one gradient per input");
-                            if !g.defined() {
-                                return None;
-                            }
-                            if g.is_sparse() {
-                                return Some(g);
-                            }
-                            let g = g.contiguous();
-                            Some(mask(var, &g).unwrap_or(g))
+                    sum.into_iter()
+                        .zip(opt.vars())
+                        .map(|(g, var)| {
+                            g.map(|g| match g.is_sparse() {
+                                true => g,
+                                false => mask(var, &g).unwrap_or(g),
+                            })
                         })
                         .collect()
                 });

@@ -32,6 +32,9 @@ pub mod defaults {
     pub const MODULES: &str = "all";
     pub const TRAIN: &str = "full";
     pub const COLLAPSE_THRESHOLD: f64 = 0.95;
+    /// Off: every epoch runs.
+    pub const EARLY_STOPPING: Option<usize> = None;
+    pub const GRADIENT_ACCUMULATION_STEPS: usize = 1;
 }
 
 /// Every option is optional here: a flag wins over the TOML file, the TOML file over the
@@ -83,6 +86,10 @@ pub struct FinetuneOptions {
     /// Training batch size. [default: 32]
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// One optimiser step per K batches of --batch-size (the same update as one batch of K
+    /// times the size; the schedule counts optimiser steps). [default: 1]
+    #[arg(long, value_name = "K")]
+    pub gradient_accumulation_steps: Option<usize>,
     /// Evaluation batch size. [default: 64]
     #[arg(long)]
     pub eval_batch_size: Option<usize>,
@@ -173,6 +180,10 @@ pub struct FinetuneOptions {
     /// Flag a run as collapsed when one class gets more than this share of predictions. [default: 0.95]
     #[arg(long)]
     pub collapse_threshold: Option<f64>,
+    /// Stop when the weighted F1 of the validation split (of the evaluation split without
+    /// --validation-split) has not improved for N epochs; 0 turns it off. [default: off]
+    #[arg(long, value_name = "N")]
+    pub early_stopping: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -222,12 +233,26 @@ impl FinetuneOptions {
             save_checkpoint,
             dump_embeddings,
             overwrite,
-            collapse_threshold
+            collapse_threshold,
+            early_stopping,
+            gradient_accumulation_steps
         )
     }
 
     pub fn from_toml(path: &Path) -> anyhow::Result<FinetuneOptions> {
         crate::fsio::read_toml(path, "config")
+    }
+
+    /// `--config`: a TOML file, or a run's run.json, whose resolved config gives every option
+    /// (all but --overwrite) so that the run repeats exactly.
+    pub fn from_file(path: &Path) -> anyhow::Result<FinetuneOptions> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            return Ok(crate::run_dir::read_config(path)?.to_options());
+        }
+        Self::from_toml(path)
     }
 
     /// Applies defaults and checks every value.
@@ -251,6 +276,9 @@ impl FinetuneOptions {
             epochs: self.epochs.unwrap_or(defaults::EPOCHS),
             lr: self.lr.unwrap_or(defaults::LR),
             batch_size: self.batch_size.unwrap_or(defaults::BATCH_SIZE),
+            gradient_accumulation_steps: self
+                .gradient_accumulation_steps
+                .unwrap_or(defaults::GRADIENT_ACCUMULATION_STEPS),
             eval_batch_size: self.eval_batch_size.unwrap_or(defaults::EVAL_BATCH_SIZE),
             max_len: self.max_len.unwrap_or(defaults::MAX_LEN),
             pooling: self.pooling.unwrap_or_default(),
@@ -277,6 +305,10 @@ impl FinetuneOptions {
             collapse_threshold: self
                 .collapse_threshold
                 .unwrap_or(defaults::COLLAPSE_THRESHOLD),
+            early_stopping: self
+                .early_stopping
+                .or(defaults::EARLY_STOPPING)
+                .filter(|&n| n > 0),
         };
         check(&cfg)?;
         Ok(cfg)
@@ -297,6 +329,11 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
     positive("epochs", cfg.epochs, "3")?;
     positive("batch-size", cfg.batch_size, "32")?;
     positive("eval-batch-size", cfg.eval_batch_size, "64")?;
+    positive(
+        "gradient-accumulation-steps",
+        cfg.gradient_accumulation_steps,
+        "4",
+    )?;
     if cfg.max_len < 3 {
         return Err(user(format!(
             "--max-len {}: too short for [CLS] text [SEP]; use at least 3",

@@ -2,20 +2,23 @@
 
 use super::config::FinetuneConfig;
 use super::config::{CheckpointStage, EmbeddingStage};
+use super::early_stopping::EarlyStopping;
 use super::eval::{evaluate, evaluate_features};
+use super::loss::{batch_loss, pooled_features};
 use super::optim::{self, LinearSchedule};
 use super::prepare::{prepare, Prepared};
 use super::trainable::TrainMode;
 use crate::data::batching::Tokenized;
 use crate::device::device_name;
 use crate::metrics;
-use crate::model::SequenceClassifier;
-use crate::run_dir::{DataFacts, EpochRecord, RunDir, RunJson, RunResult, Status, Timings};
+use crate::run_dir::{
+    DataFacts, EpochRecord, RunDir, RunJson, RunResult, Status, StoppedEarly, Timings,
+};
 use crate::versions;
 use rand::SeedableRng;
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::{Kind, Reduction, Tensor};
+use tch::{Kind, Tensor};
 
 /// What a finished run returns to its caller (the same facts as result.json).
 #[derive(Debug, Clone)]
@@ -33,7 +36,11 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     let wall = Instant::now();
     let p = prepare(cfg)?;
     let run = RunDir::create(&cfg.out, cfg.overwrite)?;
-    let steps_per_epoch = p.train.len().div_ceil(cfg.batch_size);
+    // Optimiser steps: one per group of --gradient-accumulation-steps batches.
+    let steps_per_epoch = p
+        .train
+        .len()
+        .div_ceil(cfg.batch_size * cfg.gradient_accumulation_steps);
     let schedule = LinearSchedule::new(cfg.lr, cfg.warmup, steps_per_epoch * cfg.epochs);
     let truncated = |t: &Tokenized| {
         t.encoded
@@ -147,6 +154,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         status,
         reason,
         timings,
+        stopped_early,
     } = match loop_result {
         Ok(v) => v,
         Err(e) => {
@@ -162,6 +170,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
                 confusion_matrix: vec![],
                 eval_examples: p.eval.len(),
                 wall_seconds: wall.elapsed().as_secs_f64(),
+                stopped_early: None,
             };
             run.write_result(&failed)?;
             return Err(e);
@@ -213,6 +222,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         confusion_matrix: confusion,
         eval_examples: p.eval.len(),
         wall_seconds: wall.elapsed().as_secs_f64(),
+        stopped_early,
     };
     run_json.timings = Timings {
         total_seconds: wall.elapsed().as_secs_f64(),
@@ -237,13 +247,14 @@ struct BestSnapshot {
 }
 
 /// What the loop hands back: the epochs it finished, the best one's snapshot, and how it
-/// ended (ok, or diverged with the reason).
+/// ended (ok, or diverged with the reason; stopped early or not).
 struct LoopOutput {
     epochs: Vec<EpochRecord>,
     best: BestSnapshot,
     status: Status,
     reason: String,
     timings: Timings,
+    stopped_early: Option<StoppedEarly>,
 }
 
 fn train_loop(
@@ -275,6 +286,8 @@ fn train_loop(
     let mut epochs: Vec<EpochRecord> = Vec::new();
     let mut best = BestSnapshot::default();
     let mut best_f1 = f64::NEG_INFINITY;
+    let mut early_stopping = EarlyStopping::new(cfg.early_stopping);
+    let mut stopped_early = None;
     let mut timings = Timings::default();
     let mut step = 0usize;
     let num_labels = p.task.labels.len();
@@ -292,44 +305,35 @@ fn train_loop(
         let mut seen = 0usize;
         let mut lr = cfg.lr;
         let mut diverged_at = None;
-        for (i, indices) in p
+        // A group of --gradient-accumulation-steps batches is one batch of that many times
+        // the size, cut into micro-batches: one optimiser step per group.
+        let group_size = cfg.batch_size * cfg.gradient_accumulation_steps;
+        for (i, group) in p
             .train
-            .train_batches(cfg.batch_size, &mut rng)
+            .train_batches(group_size, &mut rng)
             .iter()
             .enumerate()
         {
             lr = schedule.lr(step);
             opt.set_lr(lr);
-            let batch = p.train.collate(indices, p.device);
-            let logits = match (&features, head_only) {
-                (Some(f), _) => {
-                    let idx =
-                        Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                            .to_device(p.device);
-                    p.model.head.forward_t(&f.index_select(0, &idx), true)
+            let micro_batches: Vec<&[usize]> = group.chunks(cfg.batch_size).collect();
+            for indices in &micro_batches {
+                let loss = batch_loss(p, features.as_ref(), head_only, indices);
+                if micro_batches.len() == 1 {
+                    opt.accumulate(&loss);
+                } else {
+                    // The group's mean loss: each micro-batch weighted by its share of examples.
+                    opt.accumulate(&(&loss * (indices.len() as f64 / group.len() as f64)));
                 }
-                (None, true) => {
-                    let pooled = tch::no_grad(|| p.model.pooled(&batch, false));
-                    p.model.head.forward_t(&pooled, true)
-                }
-                (None, false) => p.model.forward_t(&batch, true),
-            };
-            let loss = logits.cross_entropy_loss::<Tensor>(
-                &batch.labels,
-                None,
-                Reduction::Mean,
-                -100,
-                0.0,
-            );
-            opt.backward_step(
-                &loss,
+                seen += indices.len();
+                loss_sum += loss.detach() * indices.len() as f64;
+            }
+            opt.step(
                 |var, grad| p.trainable.masked_gradient(var, grad),
                 cfg.grad_clip,
             );
             p.trainable.restore_frozen_entries();
             step += 1;
-            seen += indices.len();
-            loss_sum += loss.detach() * indices.len() as f64;
             // Read the loss back only now and then: on a GPU every read is a synchronisation.
             if i % 10 == 9 || seen == p.train.len() {
                 let mean = loss_sum.double_value(&[]) / seen as f64;
@@ -355,6 +359,7 @@ fn train_loop(
                 status: Status::Diverged,
                 reason,
                 timings,
+                stopped_early: None,
             });
         }
         let eval_started = Instant::now();
@@ -412,8 +417,18 @@ fn train_loop(
                 best.weights = Some(p.model.snapshot());
             }
         }
+        // The best epoch stays the evaluation split's best (above); early stopping watches
+        // the validation split when there is one.
+        let stop = early_stopping
+            .update(&record)
+            .filter(|_| epoch < cfg.epochs);
         epochs.push(record);
         run.write_metrics(&epochs)?;
+        if let Some(stop) = stop {
+            log::info!("early stopping after epoch {epoch}: {}", stop.reason);
+            stopped_early = Some(stop);
+            break;
+        }
     }
     Ok(LoopOutput {
         epochs,
@@ -421,24 +436,6 @@ fn train_loop(
         status: Status::Ok,
         reason: String::new(),
         timings,
+        stopped_early,
     })
-}
-
-/// The head's input for every training example, computed once with the encoder in eval mode.
-fn pooled_features(model: &SequenceClassifier, data: &Tokenized, batch_size: usize) -> Tensor {
-    let device = model.device();
-    let mut features = Tensor::zeros(
-        [data.len() as i64, model.config.hidden_size],
-        (Kind::Float, device),
-    );
-    tch::no_grad(|| {
-        for indices in data.eval_batches(batch_size) {
-            let batch = data.collate(&indices, device);
-            let pooled = model.pooled(&batch, false);
-            let idx = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                .to_device(device);
-            let _ = features.index_copy_(0, &idx, &pooled);
-        }
-    });
-    features
 }
