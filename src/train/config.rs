@@ -81,6 +81,10 @@ pub struct FinetuneConfig {
     pub overwrite: bool,
     /// A run is "collapsed" when one class gets more than this share of the predictions.
     pub collapse_threshold: f64,
+    /// Optimiser steps between training-loss points in the TensorBoard event file (and
+    /// between loss read-backs).
+    #[serde(default = "log_every")]
+    pub log_every: usize,
 }
 
 /// Declaration order is the order of a stage list (`corrupted,best`).
@@ -156,4 +160,8 @@ impl FinetuneConfig {
 
 fn yes() -> bool {
     true
+}
+
+fn log_every() -> usize {
+    super::options::defaults::LOG_EVERY
 }

@@ -32,6 +32,7 @@ pub mod defaults {
     pub const MODULES: &str = "all";
     pub const TRAIN: &str = "full";
     pub const COLLAPSE_THRESHOLD: f64 = 0.95;
+    pub const LOG_EVERY: usize = 10;
 }
 
 /// Every option is optional here: a flag wins over the TOML file, the TOML file over the
@@ -173,6 +174,10 @@ pub struct FinetuneOptions {
     /// Flag a run as collapsed when one class gets more than this share of predictions. [default: 0.95]
     #[arg(long)]
     pub collapse_threshold: Option<f64>,
+    /// Write the training loss and learning rate to the run's TensorBoard event file every N
+    /// optimiser steps (the loss is read back from the device only then). [default: 10]
+    #[arg(long, value_name = "N")]
+    pub log_every: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -222,7 +227,8 @@ impl FinetuneOptions {
             save_checkpoint,
             dump_embeddings,
             overwrite,
-            collapse_threshold
+            collapse_threshold,
+            log_every
         )
     }
 
@@ -277,6 +283,7 @@ impl FinetuneOptions {
             collapse_threshold: self
                 .collapse_threshold
                 .unwrap_or(defaults::COLLAPSE_THRESHOLD),
+            log_every: self.log_every.unwrap_or(defaults::LOG_EVERY),
         };
         check(&cfg)?;
         Ok(cfg)
@@ -297,6 +304,7 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
     positive("epochs", cfg.epochs, "3")?;
     positive("batch-size", cfg.batch_size, "32")?;
     positive("eval-batch-size", cfg.eval_batch_size, "64")?;
+    positive("log-every", cfg.log_every, "10")?;
     if cfg.max_len < 3 {
         return Err(user(format!(
             "--max-len {}: too short for [CLS] text [SEP]; use at least 3",

@@ -10,6 +10,7 @@ use crate::data::batching::Tokenized;
 use crate::device::device_name;
 use crate::metrics;
 use crate::model::SequenceClassifier;
+use crate::run_dir::events::RunEvents;
 use crate::run_dir::{DataFacts, EpochRecord, RunDir, RunJson, RunResult, Status, Timings};
 use crate::versions;
 use rand::SeedableRng;
@@ -72,6 +73,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         },
     };
     run.write_run_json(&run_json)?;
+    let mut events = RunEvents::create(&run, &run_json)?;
     if p.max_len < cfg.max_len {
         log::warn!(
             "--max-len {} is beyond the model's {} positions; using {}",
@@ -127,7 +129,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     // libtorch reports some failures (an overflowing optimiser state, say) by panicking inside
     // tch: record them as a failed run instead of leaving a directory without result.json.
     let loop_result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train_loop(cfg, &p, &run, schedule, head_only)
+        train_loop(cfg, &p, &run, &mut events, schedule, head_only)
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -161,6 +163,8 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
                 eval_examples: p.eval.len(),
                 wall_seconds: wall.elapsed().as_secs_f64(),
             };
+            // result.json matters more than the event file's last lines.
+            let _ = events.finish(&failed);
             run.write_result(&failed)?;
             return Err(e);
         }
@@ -218,6 +222,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     };
     run_json.timings.prepare_seconds = p.prepare_seconds;
     run.write_run_json(&run_json)?;
+    events.finish(&result)?;
     run.write_result(&result)?;
     Ok(RunOutcome {
         run_dir: run.path.clone(),
@@ -247,6 +252,7 @@ fn train_loop(
     cfg: &FinetuneConfig,
     p: &Prepared,
     run: &RunDir,
+    events: &mut RunEvents,
     schedule: LinearSchedule,
     head_only: bool,
 ) -> anyhow::Result<LoopOutput> {
@@ -289,12 +295,7 @@ fn train_loop(
         let mut seen = 0usize;
         let mut lr = cfg.lr;
         let mut diverged_at = None;
-        for (i, indices) in p
-            .train
-            .train_batches(cfg.batch_size, &mut rng)
-            .iter()
-            .enumerate()
-        {
+        for indices in p.train.train_batches(cfg.batch_size, &mut rng).iter() {
             lr = schedule.lr(step);
             opt.set_lr(lr);
             let batch = p.train.collate(indices, p.device);
@@ -328,12 +329,14 @@ fn train_loop(
             seen += indices.len();
             loss_sum += loss.detach() * indices.len() as f64;
             // Read the loss back only now and then: on a GPU every read is a synchronisation.
-            if i % 10 == 9 || seen == p.train.len() {
-                let mean = loss_sum.double_value(&[]) / seen as f64;
+            if step % cfg.log_every == 0 || seen == p.train.len() {
+                let sum = loss_sum.double_value(&[]);
+                let mean = sum / seen as f64;
                 if !mean.is_finite() {
                     diverged_at = Some(step);
                     break;
                 }
+                events.train_progress(step, sum, seen, lr)?;
                 let rate = seen as f64 / started.elapsed().as_secs_f64();
                 bar.set_message(format!("loss {mean:.4}  {rate:.1} ex/s  lr {lr:.2e}"));
             }
@@ -409,6 +412,7 @@ fn train_loop(
                 best.weights = Some(p.model.snapshot());
             }
         }
+        events.epoch(step, &record)?;
         epochs.push(record);
         run.write_metrics(&epochs)?;
     }
