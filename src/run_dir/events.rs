@@ -84,7 +84,7 @@ impl RunEvents {
         self.window.1 += epoch_examples - self.epoch_mark.1;
         self.epoch_mark = (epoch_loss_sum, epoch_examples);
         self.step = step;
-        if step % self.every != 0 || self.window.1 == 0 {
+        if !step.is_multiple_of(self.every) || self.window.1 == 0 {
             return Ok(());
         }
         let loss = self.window.0 / self.window.1 as f64;

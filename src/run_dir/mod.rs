@@ -160,7 +160,8 @@ impl RunDir {
         files
     }
 
-    /// TensorBoard's projector config for the run folder (see [`embeddings::link_projector`]).
+    /// TensorBoard's projector config for the run folder (see
+    /// [`embeddings::Embeddings::write_in_run`]).
     pub fn projector_config(&self) -> PathBuf {
         self.path.join(crate::tensorboard::projector::CONFIG_FILE)
     }

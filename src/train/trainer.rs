@@ -329,7 +329,7 @@ fn train_loop(
             seen += indices.len();
             loss_sum += loss.detach() * indices.len() as f64;
             // Read the loss back only now and then: on a GPU every read is a synchronisation.
-            if step % cfg.log_every == 0 || seen == p.train.len() {
+            if step.is_multiple_of(cfg.log_every) || seen == p.train.len() {
                 let sum = loss_sum.double_value(&[]);
                 let mean = sum / seen as f64;
                 if !mean.is_finite() {
