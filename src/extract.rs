@@ -161,13 +161,13 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
         &layers,
         pooling,
     );
-    let embeddings = Embeddings {
-        layers: vectors,
-        labels: tokenized.labels.clone(),
-        ids: examples.iter().map(|e| e.id.clone()).collect(),
-        label_names: task.labels.names.clone(),
+    let embeddings = Embeddings::of_examples(
+        vectors,
+        examples,
+        tokenized.labels.clone(),
+        task.labels.names.clone(),
         pooling,
-    };
+    );
     embeddings.write(&req.out)?;
     Ok(Extracted {
         examples: tokenized.len(),

@@ -22,5 +22,6 @@ pub mod progress;
 pub mod run_dir;
 pub mod string_serde;
 pub mod sweep;
+pub mod tensorboard;
 pub mod train;
 pub mod versions;

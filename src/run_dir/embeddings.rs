@@ -4,15 +4,23 @@
 //! Layer 0 is the embeddings output, layer i the output of encoder layer i.
 
 use super::{RunDir, RunJson};
+use crate::data::Example;
 use crate::error::user;
 use crate::fsio;
 use crate::model::head::Pooling;
 use crate::npy;
+use crate::tensorboard::projector::{self, ProjectorTensor};
 use crate::train::config::EmbeddingStage;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 use tch::Tensor;
+
+/// The projector's files, in a folder of this name inside the embeddings folder.
+const PROJECTOR: &str = "projector";
+const METADATA_TSV: &str = "metadata.tsv";
+/// The projector metadata's text column keeps this many characters of each example's text.
+const TEXT_CHARS: usize = 100;
 
 /// Pooled vectors of the chosen layers, rows in example order.
 pub struct Embeddings {
@@ -20,6 +28,8 @@ pub struct Embeddings {
     pub layers: Vec<(usize, Tensor)>,
     pub labels: Vec<i64>,
     pub ids: Vec<String>,
+    /// Each example's text (a pair as `a [SEP] b`), for the projector's metadata.
+    pub texts: Vec<String>,
     pub label_names: Vec<String>,
     pub pooling: Pooling,
 }
@@ -43,11 +53,96 @@ fn tsv_field(s: &str) -> String {
     s.replace(['\t', '\n', '\r'], " ")
 }
 
+/// The first [`TEXT_CHARS`] characters of `text` as a TSV field, "…" marking a cut.
+fn short_text(text: &str) -> String {
+    let field = tsv_field(text);
+    match field.char_indices().nth(TEXT_CHARS) {
+        Some((at, _)) => format!("{}…", &field[..at]),
+        None => field,
+    }
+}
+
+/// One layer's vectors as the projector reads them: a row per example, tab-separated.
+fn tensor_tsv(t: &Tensor) -> String {
+    let hidden = t.size().get(1).copied().unwrap_or(1).max(1) as usize;
+    let values = floats(t);
+    let mut text = String::with_capacity(values.len() * 10);
+    for row in values.chunks(hidden) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        text.push_str(&cells.join("\t"));
+        text.push('\n');
+    }
+    text
+}
+
+fn layer_tsv(layer: usize) -> String {
+    format!("layer_{layer}.tsv")
+}
+
 impl Embeddings {
+    /// The vectors of `examples` (rows in their order), with their ids and texts.
+    pub fn of_examples(
+        layers: Vec<(usize, Tensor)>,
+        examples: &[Example],
+        labels: Vec<i64>,
+        label_names: Vec<String>,
+        pooling: Pooling,
+    ) -> Self {
+        Embeddings {
+            layers,
+            labels,
+            ids: examples.iter().map(|e| e.id.clone()).collect(),
+            texts: examples
+                .iter()
+                .map(|e| match &e.text_pair {
+                    Some(b) => format!("{} [SEP] {b}", e.text),
+                    None => e.text.clone(),
+                })
+                .collect(),
+            label_names,
+            pooling,
+        }
+    }
+
+    /// The projector's metadata: a header row, then id, label name, label number and the
+    /// text's start for every example.
+    fn metadata_tsv(&self) -> String {
+        let mut meta = String::from("id\tlabel\tlabel_id\ttext\n");
+        for (i, (id, &label)) in self.ids.iter().zip(&self.labels).enumerate() {
+            let name = self
+                .label_names
+                .get(label as usize)
+                .map_or(label.to_string(), |s| s.clone());
+            let text = self.texts.get(i).map_or(String::new(), |t| short_text(t));
+            meta.push_str(&format!(
+                "{}\t{}\t{label}\t{text}\n",
+                tsv_field(id),
+                tsv_field(&name)
+            ));
+        }
+        meta
+    }
+
+    /// The projector's entries, one per layer: `prefix` + `layer_<i>`, paths below `folder`
+    /// (relative to the config that lists them).
+    fn projector_tensors(&self, prefix: &str, folder: &str) -> Vec<ProjectorTensor> {
+        self.layers
+            .iter()
+            .map(|(l, _)| ProjectorTensor {
+                name: format!("{prefix}layer_{l}"),
+                tensor_path: format!("{folder}{}", layer_tsv(*l)),
+                metadata_path: format!("{folder}{METADATA_TSV}"),
+            })
+            .collect()
+    }
+
     /// Writes `dir/embeddings.safetensors` (`layer_<i>` [N, H] f32, `labels` [N] i64, ids and
     /// label names in the metadata), `dir/layer_<i>.npy`, `dir/labels.npy`, `dir/ids.txt`,
-    /// `dir/manifest.json`, and `dir/projector/` (the last chosen layer as tensors.tsv with
-    /// metadata.tsv, for TensorBoard's projector). The folder appears complete or not at all.
+    /// `dir/manifest.json`, and `dir/projector/` for TensorBoard's projector: `layer_<i>.tsv`
+    /// per layer, `metadata.tsv` (a header row; id, label name, label number, the text's start)
+    /// and `projector_config.pbtxt` naming every layer; `tensors.tsv` repeats the last layer,
+    /// one pair to load into the standalone projector. The folder appears complete or not at
+    /// all.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         let n = self.labels.len();
         let hidden = self.layers.first().map_or(0, |(_, t)| t.size()[1]);
@@ -82,32 +177,29 @@ impl Embeddings {
                 &tmp.join("ids.txt"),
                 (self.ids.join("\n") + "\n").as_bytes(),
             )?;
-            let projector = tmp.join("projector");
+            files.extend(["labels.npy".into(), "ids.txt".into()]);
+            let projector = tmp.join(PROJECTOR);
             std::fs::create_dir_all(&projector)?;
-            if let Some((_, last)) = self.layers.last() {
-                let values = floats(last);
-                let mut text = String::with_capacity(values.len() * 10);
-                for row in values.chunks(hidden.max(1) as usize) {
-                    let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-                    text.push_str(&cells.join("\t"));
-                    text.push('\n');
+            for (i, (l, t)) in self.layers.iter().enumerate() {
+                let text = tensor_tsv(t);
+                fsio::write_atomic(&projector.join(layer_tsv(*l)), text.as_bytes())?;
+                files.push(format!("{PROJECTOR}/{}", layer_tsv(*l)));
+                if i + 1 == self.layers.len() {
+                    fsio::write_atomic(&projector.join("tensors.tsv"), text.as_bytes())?;
+                    files.push(format!("{PROJECTOR}/tensors.tsv"));
                 }
-                fsio::write_atomic(&projector.join("tensors.tsv"), text.as_bytes())?;
-                let mut meta = String::from("id\tlabel\n");
-                for (id, &label) in self.ids.iter().zip(&self.labels) {
-                    let name = self
-                        .label_names
-                        .get(label as usize)
-                        .map_or(label.to_string(), |s| s.clone());
-                    meta.push_str(&format!("{}\t{}\n", tsv_field(id), tsv_field(&name)));
-                }
-                fsio::write_atomic(&projector.join("metadata.tsv"), meta.as_bytes())?;
             }
+            fsio::write_atomic(
+                &projector.join(METADATA_TSV),
+                self.metadata_tsv().as_bytes(),
+            )?;
+            fsio::write_atomic(
+                &projector.join(projector::CONFIG_FILE),
+                projector::config_text(&self.projector_tensors("", "")).as_bytes(),
+            )?;
             files.extend([
-                "labels.npy".into(),
-                "ids.txt".into(),
-                "projector/tensors.tsv".into(),
-                "projector/metadata.tsv".into(),
+                format!("{PROJECTOR}/{METADATA_TSV}"),
+                format!("{PROJECTOR}/{}", projector::CONFIG_FILE),
             ]);
             fsio::write_json(
                 &tmp.join("manifest.json"),
@@ -121,6 +213,25 @@ impl Embeddings {
                 },
             )
         })
+    }
+
+    /// Writes RUN/embeddings/<stage>/, then points RUN/projector_config.pbtxt at its layers
+    /// (named `<stage>/layer_<i>`), so that TensorBoard on the run, or on a folder of runs,
+    /// shows the stage written last (the best epoch's, when dumped) beside the scalars.
+    pub fn write_in_run(&self, run: &RunDir, stage: EmbeddingStage) -> anyhow::Result<()> {
+        let dir = run.embeddings(stage);
+        self.write(&dir)?;
+        let folder = dir
+            .join(PROJECTOR)
+            .strip_prefix(&run.path)?
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned() + "/")
+            .collect::<String>();
+        let tensors = self.projector_tensors(&format!("{}/", stage.name()), &folder);
+        fsio::write_atomic(
+            &run.projector_config(),
+            projector::config_text(&tensors).as_bytes(),
+        )
     }
 }
 

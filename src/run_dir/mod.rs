@@ -8,6 +8,8 @@
 //!   checkpoint/             the best epoch's model as an HF folder (--save-checkpoint best)
 //!   checkpoint-corrupted/   the damaged start as an HF folder (--save-checkpoint corrupted)
 //!   embeddings/<stage>/     pooled vectors per layer (--dump-embeddings; format in embeddings.rs)
+//!   events.out.tfevents.*   TensorBoard's event file: scalars and hyper-parameters (events.rs)
+//!   projector_config.pbtxt  TensorBoard's projector: the last dumped stage's layers
 //!   curves.png              loss and score curves (heal curves, heal demo)
 //!   weights/                heal weights RUN's default output
 //! ```
@@ -15,6 +17,7 @@
 //! Every path to an entry is a method here; nothing else spells the names.
 
 pub mod embeddings;
+pub mod events;
 mod records;
 mod run_json;
 
@@ -38,6 +41,8 @@ const CHECKPOINT_CORRUPTED: &str = "checkpoint-corrupted";
 const EMBEDDINGS: &str = "embeddings";
 const CURVES_PNG: &str = "curves.png";
 const WEIGHTS: &str = "weights";
+/// TensorBoard reads every file whose name holds this.
+const EVENTS_PREFIX: &str = "events.out.tfevents.";
 
 /// The local time as it appears in default output names (`runs/demo-20261122-085649`).
 pub fn timestamp() -> String {
@@ -83,6 +88,11 @@ impl RunDir {
             }
             let _ = std::fs::remove_file(run.result_json());
             let _ = std::fs::remove_file(run.metrics_jsonl());
+            // TensorBoard would show the old run's events and embeddings beside the new ones.
+            for file in run.events_files() {
+                let _ = std::fs::remove_file(file);
+            }
+            let _ = std::fs::remove_file(run.projector_config());
         }
         std::fs::create_dir_all(path).map_err(|e| {
             user(format!(
@@ -121,6 +131,39 @@ impl RunDir {
     /// The folder that holds every stage's embeddings.
     pub fn embeddings_root(&self) -> PathBuf {
         self.path.join(EMBEDDINGS)
+    }
+
+    /// A new TensorBoard event file, named as TensorFlow names them
+    /// (`events.out.tfevents.<unix time>.<host>.<pid>.heal`) so that files sort by time.
+    pub fn new_events_file(&self) -> PathBuf {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.path.join(format!(
+            "{EVENTS_PREFIX}{secs}.{}.{}.heal",
+            host_name(),
+            std::process::id()
+        ))
+    }
+
+    /// The event files in the run, in name (so time) order.
+    pub fn events_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.path)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(EVENTS_PREFIX))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// TensorBoard's projector config for the run folder (see
+    /// [`embeddings::Embeddings::write_in_run`]).
+    pub fn projector_config(&self) -> PathBuf {
+        self.path.join(crate::tensorboard::projector::CONFIG_FILE)
     }
 
     pub fn curves_png(&self) -> PathBuf {
@@ -195,6 +238,16 @@ impl RunDir {
             ))
         })
     }
+}
+
+/// The machine's name for event file names: the kernel's, else $HOSTNAME, else "localhost".
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().replace(['/', '\\'], "-"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Reads a finished run's result.json.

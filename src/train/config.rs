@@ -89,6 +89,10 @@ pub struct FinetuneConfig {
     /// weighted F1); None: every epoch runs.
     #[serde(default)]
     pub early_stopping: Option<usize>,
+    /// Optimiser steps between training-loss points in the TensorBoard event file (and
+    /// between loss read-backs).
+    #[serde(default = "log_every")]
+    pub log_every: usize,
 }
 
 /// Declaration order is the order of a stage list (`corrupted,best`).
@@ -184,6 +188,7 @@ impl FinetuneConfig {
             dump_embeddings: Some(stage_list(&self.dump_embeddings)),
             overwrite: None,
             collapse_threshold: Some(self.collapse_threshold),
+            log_every: Some(self.log_every),
             early_stopping: Some(self.early_stopping.unwrap_or(0)),
         }
     }
@@ -234,6 +239,10 @@ impl FinetuneConfig {
 
 fn yes() -> bool {
     true
+}
+
+fn log_every() -> usize {
+    super::options::defaults::LOG_EVERY
 }
 
 fn one() -> usize {
@@ -289,6 +298,7 @@ mod tests {
             overwrite: Some(true),
             collapse_threshold: Some(0.9),
             early_stopping: Some(2),
+            log_every: Some(5),
         };
         let plain = FinetuneOptions {
             out,

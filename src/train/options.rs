@@ -35,6 +35,7 @@ pub mod defaults {
     /// Off: every epoch runs.
     pub const EARLY_STOPPING: Option<usize> = None;
     pub const GRADIENT_ACCUMULATION_STEPS: usize = 1;
+    pub const LOG_EVERY: usize = 10;
 }
 
 /// Every option is optional here: a flag wins over the TOML file, the TOML file over the
@@ -184,6 +185,10 @@ pub struct FinetuneOptions {
     /// --validation-split) has not improved for N epochs; 0 turns it off. [default: off]
     #[arg(long, value_name = "N")]
     pub early_stopping: Option<usize>,
+    /// Write the training loss and learning rate to the run's TensorBoard event file every N
+    /// optimiser steps (the loss is read back from the device only then). [default: 10]
+    #[arg(long, value_name = "N")]
+    pub log_every: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -235,7 +240,8 @@ impl FinetuneOptions {
             overwrite,
             collapse_threshold,
             early_stopping,
-            gradient_accumulation_steps
+            gradient_accumulation_steps,
+            log_every
         )
     }
 
@@ -309,6 +315,7 @@ impl FinetuneOptions {
                 .early_stopping
                 .or(defaults::EARLY_STOPPING)
                 .filter(|&n| n > 0),
+            log_every: self.log_every.unwrap_or(defaults::LOG_EVERY),
         };
         check(&cfg)?;
         Ok(cfg)
@@ -334,6 +341,7 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
         cfg.gradient_accumulation_steps,
         "4",
     )?;
+    positive("log-every", cfg.log_every, "10")?;
     if cfg.max_len < 3 {
         return Err(user(format!(
             "--max-len {}: too short for [CLS] text [SEP]; use at least 3",

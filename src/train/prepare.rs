@@ -134,7 +134,7 @@ fn stage_vectors(
     )
 }
 
-/// Writes one stage's vectors into RUN/embeddings/<stage>/.
+/// Writes one stage's vectors into RUN/embeddings/<stage>/ (and the run's projector config).
 pub(super) fn write_embeddings(
     cfg: &FinetuneConfig,
     p: &Prepared,
@@ -142,14 +142,14 @@ pub(super) fn write_embeddings(
     stage: EmbeddingStage,
     layers: Vec<(usize, Tensor)>,
 ) -> anyhow::Result<()> {
-    let embeddings = Embeddings {
+    let embeddings = Embeddings::of_examples(
         layers,
-        labels: p.eval.labels.clone(),
-        ids: p.task.eval.iter().map(|e| e.id.clone()).collect(),
-        label_names: p.task.labels.names.clone(),
-        pooling: cfg.pooling,
-    };
-    embeddings.write(&run.embeddings(stage))
+        &p.task.eval,
+        p.eval.labels.clone(),
+        p.task.labels.names.clone(),
+        cfg.pooling,
+    );
+    embeddings.write_in_run(run, stage)
 }
 
 /// Embeds the evaluation split with the model as it is now and writes it under embeddings/.

@@ -11,6 +11,7 @@ use super::trainable::TrainMode;
 use crate::data::batching::Tokenized;
 use crate::device::device_name;
 use crate::metrics;
+use crate::run_dir::events::RunEvents;
 use crate::run_dir::{
     DataFacts, EpochRecord, RunDir, RunJson, RunResult, Status, StoppedEarly, Timings,
 };
@@ -81,6 +82,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
         },
     };
     run.write_run_json(&run_json)?;
+    let mut events = RunEvents::create(&run, &run_json)?;
     if p.max_len < cfg.max_len {
         log::warn!(
             "--max-len {} is beyond the model's {} positions; using {}",
@@ -136,7 +138,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     // libtorch reports some failures (an overflowing optimiser state, say) by panicking inside
     // tch: record them as a failed run instead of leaving a directory without result.json.
     let loop_result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train_loop(cfg, &p, &run, schedule, head_only)
+        train_loop(cfg, &p, &run, &mut events, schedule, head_only)
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -172,6 +174,8 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
                 wall_seconds: wall.elapsed().as_secs_f64(),
                 stopped_early: None,
             };
+            // result.json matters more than the event file's last lines.
+            let _ = events.finish(&failed);
             run.write_result(&failed)?;
             return Err(e);
         }
@@ -230,6 +234,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     };
     run_json.timings.prepare_seconds = p.prepare_seconds;
     run.write_run_json(&run_json)?;
+    events.finish(&result)?;
     run.write_result(&result)?;
     Ok(RunOutcome {
         run_dir: run.path.clone(),
@@ -261,6 +266,7 @@ fn train_loop(
     cfg: &FinetuneConfig,
     p: &Prepared,
     run: &RunDir,
+    events: &mut RunEvents,
     schedule: LinearSchedule,
     head_only: bool,
 ) -> anyhow::Result<LoopOutput> {
@@ -308,12 +314,7 @@ fn train_loop(
         // A group of --gradient-accumulation-steps batches is one batch of that many times
         // the size, cut into micro-batches: one optimiser step per group.
         let group_size = cfg.batch_size * cfg.gradient_accumulation_steps;
-        for (i, group) in p
-            .train
-            .train_batches(group_size, &mut rng)
-            .iter()
-            .enumerate()
-        {
+        for group in p.train.train_batches(group_size, &mut rng).iter() {
             lr = schedule.lr(step);
             opt.set_lr(lr);
             let micro_batches: Vec<&[usize]> = group.chunks(cfg.batch_size).collect();
@@ -335,14 +336,16 @@ fn train_loop(
             p.trainable.restore_frozen_entries();
             step += 1;
             // Read the loss back only now and then: on a GPU every read is a synchronisation.
-            if i % 10 == 9 || seen == p.train.len() {
-                let mean = loss_sum.double_value(&[]) / seen as f64;
+            if step.is_multiple_of(cfg.log_every) || seen == p.train.len() {
+                let sum = loss_sum.double_value(&[]);
+                let mean = sum / seen as f64;
                 if !mean.is_finite() {
                     diverged_at = Some(step);
                     break;
                 }
                 let rate = seen as f64 / started.elapsed().as_secs_f64();
                 bar.set_message(format!("loss {mean:.4}  {rate:.1} ex/s  lr {lr:.2e}"));
+                events.train_progress(step, sum, seen, lr)?;
             }
             bar.set_position(seen as u64);
         }
@@ -422,6 +425,7 @@ fn train_loop(
         let stop = early_stopping
             .update(&record)
             .filter(|_| epoch < cfg.epochs);
+        events.epoch(step, &record)?;
         epochs.push(record);
         run.write_metrics(&epochs)?;
         if let Some(stop) = stop {
