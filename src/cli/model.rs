@@ -3,6 +3,9 @@
 use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  heal model fetch google-bert/bert-base-uncased     # prints the snapshot folder in the HF cache
+  HF_HUB_OFFLINE=1 heal finetune --model google-bert/bert-base-uncased --data sst2")]
 pub struct ModelArgs {
     #[command(subcommand)]
     pub command: ModelCommand,
