@@ -193,6 +193,30 @@ impl LoopState {
     }
 }
 
+/// The run directory and the loop's state before its next epoch: a new run's, or when
+/// `resuming` the saved one, restored into the prepared model (after preparation, so that the
+/// damage is not applied again on top) and optimiser.
+pub(super) fn start(
+    cfg: &FinetuneConfig,
+    p: &Prepared,
+    opt: &mut Stepper,
+    resuming: bool,
+) -> anyhow::Result<(RunDir, LoopState)> {
+    let run = RunDir::at(&cfg.out);
+    if resuming {
+        if let Some(state) = LoopState::load(&run, cfg, p, opt)? {
+            return Ok((run, state));
+        }
+        log::info!(
+            "{}: no saved state; starting from the first epoch",
+            cfg.out.display()
+        );
+    }
+    // Started afresh, a resumed run clears what the killed one left.
+    let run = RunDir::create(&cfg.out, cfg.overwrite || resuming)?;
+    Ok((run, LoopState::new(cfg)))
+}
+
 /// Removes the run's resume state (a finished run needs none) unless --keep-resume-state.
 pub(super) fn discard(run: &RunDir, cfg: &FinetuneConfig) {
     if !cfg.keep_resume_state {

@@ -36,9 +36,8 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     run(cfg, false)
 }
 
-/// `--resume`: continues the unfinished run at `cfg.out` (`cfg` as its run.json has it, see
-/// [`super::resume_config`]) from its last finished epoch, or from the start when it saved
-/// no state.
+/// `--resume`: continues the run at `cfg.out` (`cfg` from [`super::resume_config`]) from its
+/// last finished epoch, or from the start when it saved no state.
 pub fn resume(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     run(cfg, true)
 }
@@ -53,22 +52,7 @@ fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
         cfg.weight_decay,
         cfg.fused_optimizer,
     )?;
-    // Restored after preparation, so the damage is not applied again on top.
-    let state = match resuming {
-        true => LoopState::load(&RunDir::at(&cfg.out), cfg, &p, &mut opt)?,
-        false => None,
-    };
-    if resuming && state.is_none() {
-        log::info!(
-            "{}: no saved state; starting from the first epoch",
-            cfg.out.display()
-        );
-    }
-    // A resumed run keeps its directory; one started afresh clears what a killed run left.
-    let run = match &state {
-        Some(_) => RunDir::at(&cfg.out),
-        None => RunDir::create(&cfg.out, cfg.overwrite || resuming)?,
-    };
+    let (run, state) = super::resume::start(cfg, &p, &mut opt, resuming)?;
     // Optimiser steps: one per group of --gradient-accumulation-steps batches.
     let steps_per_epoch = p
         .train
@@ -169,7 +153,6 @@ fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
     // libtorch reports some failures (an overflowing optimiser state, say) by panicking inside
     // tch: record them as a failed run instead of leaving a directory without result.json.
     let loop_result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let state = state.unwrap_or_else(|| LoopState::new(cfg));
         train_loop(cfg, &p, &run, &mut events, (&mut opt, state), schedule)
     }))
     .unwrap_or_else(|panic| {
