@@ -224,10 +224,13 @@ pub(super) fn discard(run: &RunDir, cfg: &FinetuneConfig) {
     }
 }
 
-/// The pause after each optimiser step that tests ask for with HEAL_TEST_STEP_DELAY_MS.
-pub(super) fn test_step_delay() -> Option<std::time::Duration> {
-    let ms: u64 = std::env::var(TEST_STEP_DELAY).ok()?.parse().ok()?;
-    Some(std::time::Duration::from_millis(ms))
+/// The pause after each optimiser step that tests ask for with HEAL_TEST_STEP_DELAY_MS
+/// (zero, no pause, otherwise).
+pub(super) fn test_step_delay() -> std::time::Duration {
+    let ms = std::env::var(TEST_STEP_DELAY)
+        .ok()
+        .and_then(|v| v.parse().ok());
+    std::time::Duration::from_millis(ms.unwrap_or(0))
 }
 
 /// The config of the run in `dir` for `--resume`, with `given`'s --threads and

@@ -333,7 +333,7 @@ fn train_loop(
             );
             p.trainable.restore_frozen_entries();
             st.step += 1;
-            delay.map(std::thread::sleep);
+            std::thread::sleep(delay);
             // Read the loss back only now and then: on a GPU every read is a synchronisation.
             if st.step.is_multiple_of(cfg.log_every) || seen == p.train.len() {
                 let sum = loss_sum.double_value(&[]);
