@@ -24,6 +24,17 @@ pub fn seed(seed: u64) {
     CALLS.store(0, Ordering::Relaxed);
 }
 
+/// The number of masks drawn since [`seed`]: with the seed, where the sequence stands
+/// (`--resume` saves it at the end of an epoch).
+pub fn calls() -> u64 {
+    CALLS.load(Ordering::Relaxed)
+}
+
+/// Continues the mask sequence after `calls` masks (a resumed run).
+pub fn set_calls(calls: u64) {
+    CALLS.store(calls, Ordering::Relaxed);
+}
+
 /// SplitMix64's finaliser: a bijective mix of 64 bits.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

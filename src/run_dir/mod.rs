@@ -9,6 +9,7 @@
 //!   checkpoint-corrupted/   the damaged start as an HF folder (--save-checkpoint corrupted)
 //!   embeddings/<stage>/     pooled vectors per layer (--dump-embeddings; format in embeddings.rs)
 //!   events.out.tfevents.*   TensorBoard's event file: scalars and hyper-parameters (events.rs)
+//!   resume/                 the loop's state after the last finished epoch, for --resume
 //!   projector_config.pbtxt  TensorBoard's projector: the last dumped stage's layers
 //!   curves.png              loss and score curves (heal curves, heal demo)
 //!   weights/                heal weights RUN's default output
@@ -41,6 +42,7 @@ const CHECKPOINT_CORRUPTED: &str = "checkpoint-corrupted";
 const EMBEDDINGS: &str = "embeddings";
 const CURVES_PNG: &str = "curves.png";
 const WEIGHTS: &str = "weights";
+const RESUME: &str = "resume";
 /// TensorBoard reads every file whose name holds this.
 const EVENTS_PREFIX: &str = "events.out.tfevents.";
 
@@ -93,6 +95,8 @@ impl RunDir {
                 let _ = std::fs::remove_file(file);
             }
             let _ = std::fs::remove_file(run.projector_config());
+            // Another run's state would be resumed if this one were killed in its first epoch.
+            let _ = std::fs::remove_dir_all(run.resume_state());
         }
         std::fs::create_dir_all(path).map_err(|e| {
             user(format!(
@@ -168,6 +172,11 @@ impl RunDir {
 
     pub fn curves_png(&self) -> PathBuf {
         self.path.join(CURVES_PNG)
+    }
+
+    /// The training state after the last finished epoch (`--resume`; see train/resume.rs).
+    pub fn resume_state(&self) -> PathBuf {
+        self.path.join(RESUME)
     }
 
     /// `heal weights RUN`'s default output folder.

@@ -26,7 +26,12 @@ fn run_one(cell: &Cell, of: usize, note: &str) -> anyhow::Result<bool> {
         return Ok(false);
     }
     log::info!("cell {}/{of} {}{note}", cell.index + 1, cell.name);
-    crate::train::trainer::finetune(&cell.config)?;
+    // A cell killed mid-run continues from its last finished epoch.
+    if RunDir::at(&cell.config.out).resume_state().exists() {
+        crate::train::trainer::resume(&cell.config)?;
+    } else {
+        crate::train::trainer::finetune(&cell.config)?;
+    }
     Ok(true)
 }
 

@@ -93,6 +93,9 @@ pub struct FinetuneConfig {
     /// between loss read-backs).
     #[serde(default = "log_every")]
     pub log_every: usize,
+    /// Keep the resume state (RUN/resume/) when the run ends.
+    #[serde(default)]
+    pub keep_resume_state: bool,
 }
 
 /// Declaration order is the order of a stage list (`corrupted,best`).
@@ -189,6 +192,7 @@ impl FinetuneConfig {
             overwrite: None,
             collapse_threshold: Some(self.collapse_threshold),
             log_every: Some(self.log_every),
+            keep_resume_state: Some(self.keep_resume_state),
             early_stopping: Some(self.early_stopping.unwrap_or(0)),
         }
     }
@@ -299,6 +303,7 @@ mod tests {
             collapse_threshold: Some(0.9),
             early_stopping: Some(2),
             log_every: Some(5),
+            keep_resume_state: Some(true),
         };
         let plain = FinetuneOptions {
             out,

@@ -1,9 +1,11 @@
 //! `--early-stopping N`: patience in epochs on the selection score.
 
 use crate::run_dir::{EpochRecord, StoppedEarly};
+use serde::{Deserialize, Serialize};
 
 /// Watches the selection score epoch by epoch, as HF's `EarlyStoppingCallback` does: only a
-/// score above the best so far counts as an improvement.
+/// score above the best so far counts as an improvement. Serialized in a run's resume state.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct EarlyStopping {
     patience: Option<usize>,
     /// The best epoch so far and its score.

@@ -52,6 +52,13 @@ pub struct FusedAdam {
     step: u64,
 }
 
+/// The optimiser's state, for `--resume`: the step count and, per parameter in the order of
+/// [`FusedAdam::vars`], the two moments and the rows a sparse gradient has touched (int64).
+pub struct AdamState {
+    pub step: u64,
+    pub slots: Vec<[Tensor; 3]>,
+}
+
 /// Raw views of one chunk of one parameter, sent to a worker thread. `g` is null where the
 /// gradient is zero (rows outside a sparse gradient).
 struct Work {
@@ -153,6 +160,55 @@ impl FusedAdam {
     /// The parameters, in the order [`step_grads`](Self::step_grads) takes their gradients.
     pub fn vars(&self) -> Vec<&Tensor> {
         self.slots.iter().map(|s| &s.var).collect()
+    }
+
+    /// A copy of the state (see [`AdamState`]).
+    pub fn state(&self) -> AdamState {
+        let slots = self.slots.iter().map(|s| {
+            let rows: Vec<i64> = s.touched_rows.iter().map(|&r| r as i64).collect();
+            [
+                Tensor::from_slice(&s.exp_avg),
+                Tensor::from_slice(&s.exp_avg_sq),
+                Tensor::from_slice(&rows),
+            ]
+        });
+        AdamState {
+            step: self.step,
+            slots: slots.collect(),
+        }
+    }
+
+    /// Takes over a [`state`](Self::state) saved for the same parameters.
+    pub fn set_state(&mut self, state: &AdamState) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            state.slots.len() == self.slots.len(),
+            "optimiser state for {} parameters, the model trains {}",
+            state.slots.len(),
+            self.slots.len()
+        );
+        for (slot, [m, v, rows]) in self.slots.iter_mut().zip(&state.slots) {
+            let m = Vec::<f32>::try_from(m.reshape([-1]))?;
+            let v = Vec::<f32>::try_from(v.reshape([-1]))?;
+            let n = slot.exp_avg.len();
+            anyhow::ensure!(
+                m.len() == n && v.len() == n,
+                "optimiser state of the wrong size"
+            );
+            let rows: Vec<usize> = Vec::<i64>::try_from(rows.reshape([-1]))?
+                .into_iter()
+                .map(|r| r as usize)
+                .collect();
+            slot.touched = Vec::new();
+            if !rows.is_empty() {
+                slot.touched = vec![false; slot.var.size()[0] as usize];
+                for &r in &rows {
+                    slot.touched[r] = true;
+                }
+            }
+            (slot.exp_avg, slot.exp_avg_sq, slot.touched_rows) = (m, v, rows);
+        }
+        self.step = state.step;
+        Ok(())
     }
 
     fn grads(&self) -> Vec<Option<Tensor>> {

@@ -9,10 +9,12 @@ mod loss;
 pub mod optim;
 pub mod options;
 mod prepare;
+mod resume;
 mod task_cache;
 pub mod trainable;
 pub mod trainer;
 
 pub use config::FinetuneConfig;
 pub use options::FinetuneOptions;
-pub use trainer::{finetune, RunOutcome};
+pub use resume::resume_config;
+pub use trainer::{finetune, resume, RunOutcome};

@@ -88,6 +88,14 @@ impl Stepper {
         matches!(self, Stepper::Fused { .. })
     }
 
+    /// The fused optimiser, whose state `--resume` can save (libtorch's cannot be read back).
+    pub fn fused(&mut self) -> Option<&mut super::fused::FusedAdam> {
+        match self {
+            Stepper::Fused { opt, .. } => Some(opt),
+            Stepper::Torch { .. } => None,
+        }
+    }
+
     pub fn set_lr(&mut self, lr: f64) {
         match self {
             Stepper::Torch { opt, .. } => opt.set_lr(lr),

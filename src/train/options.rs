@@ -189,6 +189,9 @@ pub struct FinetuneOptions {
     /// optimiser steps (the loss is read back from the device only then). [default: 10]
     #[arg(long, value_name = "N")]
     pub log_every: Option<usize>,
+    /// Keep RUN/resume/ (the last epoch's training state, for --resume) when the run ends.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub keep_resume_state: Option<bool>,
 }
 
 macro_rules! overlay {
@@ -241,7 +244,8 @@ impl FinetuneOptions {
             collapse_threshold,
             early_stopping,
             gradient_accumulation_steps,
-            log_every
+            log_every,
+            keep_resume_state
         )
     }
 
@@ -316,6 +320,7 @@ impl FinetuneOptions {
                 .or(defaults::EARLY_STOPPING)
                 .filter(|&n| n > 0),
             log_every: self.log_every.unwrap_or(defaults::LOG_EVERY),
+            keep_resume_state: self.keep_resume_state.unwrap_or(false),
         };
         check(&cfg)?;
         Ok(cfg)

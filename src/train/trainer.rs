@@ -2,11 +2,11 @@
 
 use super::config::FinetuneConfig;
 use super::config::{CheckpointStage, EmbeddingStage};
-use super::early_stopping::EarlyStopping;
 use super::eval::{evaluate, evaluate_features};
 use super::loss::{batch_loss, pooled_features};
 use super::optim::{self, LinearSchedule};
 use super::prepare::{prepare, Prepared};
+use super::resume::{BestSnapshot, LoopState};
 use super::trainable::TrainMode;
 use crate::data::batching::Tokenized;
 use crate::device::device_name;
@@ -16,7 +16,6 @@ use crate::run_dir::{
     DataFacts, EpochRecord, RunDir, RunJson, RunResult, Status, StoppedEarly, Timings,
 };
 use crate::versions;
-use rand::SeedableRng;
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -34,9 +33,26 @@ pub struct RunOutcome {
 /// Fine-tunes as `cfg` says and writes the run directory. Returns the outcome; a run that
 /// diverged or collapsed is an outcome, not an error.
 pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
+    run(cfg, false)
+}
+
+/// `--resume`: continues the run at `cfg.out` (`cfg` from [`super::resume_config`]) from its
+/// last finished epoch, or from the start when it saved no state.
+pub fn resume(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
+    run(cfg, true)
+}
+
+fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
     let wall = Instant::now();
     let p = prepare(cfg)?;
-    let run = RunDir::create(&cfg.out, cfg.overwrite)?;
+    let mut opt = optim::Stepper::new(
+        &p.model.vs,
+        cfg.optimizer,
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.fused_optimizer,
+    )?;
+    let (run, state) = super::resume::start(cfg, &p, &mut opt, resuming)?;
     // Optimiser steps: one per group of --gradient-accumulation-steps batches.
     let steps_per_epoch = p
         .train
@@ -49,7 +65,6 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
             .filter(|e| e.ids.len() >= p.max_len)
             .count()
     };
-    let head_only = cfg.train == TrainMode::Head;
     let mut run_json = RunJson {
         schema_version: crate::run_dir::SCHEMA_VERSION,
         config: cfg.clone(),
@@ -138,7 +153,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     // libtorch reports some failures (an overflowing optimiser state, say) by panicking inside
     // tch: record them as a failed run instead of leaving a directory without result.json.
     let loop_result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train_loop(cfg, &p, &run, &mut events, schedule, head_only)
+        train_loop(cfg, &p, &run, &mut events, (&mut opt, state), schedule)
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -177,6 +192,7 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
             // result.json matters more than the event file's last lines.
             let _ = events.finish(&failed);
             run.write_result(&failed)?;
+            super::resume::discard(&run, cfg);
             return Err(e);
         }
     };
@@ -236,19 +252,13 @@ pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
     run.write_run_json(&run_json)?;
     events.finish(&result)?;
     run.write_result(&result)?;
+    super::resume::discard(&run, cfg);
     Ok(RunOutcome {
         run_dir: run.path.clone(),
         result,
         epochs,
         max_len: p.max_len,
     })
-}
-
-/// The best epoch's predictions (and weights, when a checkpoint is to be saved).
-#[derive(Default)]
-struct BestSnapshot {
-    predictions: Option<(usize, Vec<i64>)>,
-    weights: Option<Vec<(String, Tensor)>>,
 }
 
 /// What the loop hands back: the epochs it finished, the best one's snapshot, and how it
@@ -267,37 +277,25 @@ fn train_loop(
     p: &Prepared,
     run: &RunDir,
     events: &mut RunEvents,
+    (opt, mut st): (&mut optim::Stepper, LoopState),
     schedule: LinearSchedule,
-    head_only: bool,
 ) -> anyhow::Result<LoopOutput> {
+    let head_only = cfg.train == TrainMode::Head;
     // A frozen encoder without dropout gives the same features every epoch: compute them once,
     // inside the first epoch's timings.
     let cache = head_only && cfg.feature_cache;
     let mut features: Option<Tensor> = None;
     let mut eval_features: Option<Tensor> = None;
-    let mut opt = optim::Stepper::new(
-        &p.model.vs,
-        cfg.optimizer,
-        cfg.lr,
-        cfg.weight_decay,
-        cfg.fused_optimizer,
-    )?;
     p.model
         .set_sparse_embedding_grads(opt.is_fused() && !head_only);
     log::debug!(
         "optimiser step: {}",
         if opt.is_fused() { "fused" } else { "libtorch" }
     );
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut epochs: Vec<EpochRecord> = Vec::new();
-    let mut best = BestSnapshot::default();
-    let mut best_f1 = f64::NEG_INFINITY;
-    let mut early_stopping = EarlyStopping::new(cfg.early_stopping);
+    let delay = super::resume::test_step_delay();
     let mut stopped_early = None;
-    let mut timings = Timings::default();
-    let mut step = 0usize;
     let num_labels = p.task.labels.len();
-    for epoch in 1..=cfg.epochs {
+    for epoch in st.epochs.len() + 1..=cfg.epochs {
         let started = Instant::now();
         if cache && features.is_none() {
             features = Some(pooled_features(&p.model, &p.train, cfg.eval_batch_size));
@@ -314,8 +312,8 @@ fn train_loop(
         // A group of --gradient-accumulation-steps batches is one batch of that many times
         // the size, cut into micro-batches: one optimiser step per group.
         let group_size = cfg.batch_size * cfg.gradient_accumulation_steps;
-        for group in p.train.train_batches(group_size, &mut rng).iter() {
-            lr = schedule.lr(step);
+        for group in p.train.train_batches(group_size, &mut st.rng).iter() {
+            lr = schedule.lr(st.step);
             opt.set_lr(lr);
             let micro_batches: Vec<&[usize]> = group.chunks(cfg.batch_size).collect();
             for indices in &micro_batches {
@@ -334,34 +332,35 @@ fn train_loop(
                 cfg.grad_clip,
             );
             p.trainable.restore_frozen_entries();
-            step += 1;
+            st.step += 1;
+            std::thread::sleep(delay);
             // Read the loss back only now and then: on a GPU every read is a synchronisation.
-            if step.is_multiple_of(cfg.log_every) || seen == p.train.len() {
+            if st.step.is_multiple_of(cfg.log_every) || seen == p.train.len() {
                 let sum = loss_sum.double_value(&[]);
                 let mean = sum / seen as f64;
                 if !mean.is_finite() {
-                    diverged_at = Some(step);
+                    diverged_at = Some(st.step);
                     break;
                 }
                 let rate = seen as f64 / started.elapsed().as_secs_f64();
                 bar.set_message(format!("loss {mean:.4}  {rate:.1} ex/s  lr {lr:.2e}"));
-                events.train_progress(step, sum, seen, lr)?;
+                events.train_progress(st.step, sum, seen, lr)?;
             }
             bar.set_position(seen as u64);
         }
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
-        timings.train_seconds += train_seconds;
+        st.timings.train_seconds += train_seconds;
         if let Some(at) = diverged_at {
             let reason =
                 format!("non-finite training loss in epoch {epoch} (step {at}); training stopped");
             log::warn!("{reason}");
             return Ok(LoopOutput {
-                epochs,
-                best,
+                epochs: st.epochs,
+                best: st.best,
                 status: Status::Diverged,
                 reason,
-                timings,
+                timings: st.timings,
                 stopped_early: None,
             });
         }
@@ -378,7 +377,7 @@ fn train_loop(
             metrics::scores(&v.labels, &ev.predicted, num_labels)
         });
         let eval_seconds = eval_started.elapsed().as_secs_f64();
-        timings.eval_seconds += eval_seconds;
+        st.timings.eval_seconds += eval_seconds;
         let s = metrics::scores(&p.eval.labels, &ev.predicted, num_labels);
         let (_, share) = metrics::majority_share(&ev.predicted, num_labels);
         let record = EpochRecord {
@@ -413,21 +412,27 @@ fn train_loop(
             train_seconds + eval_seconds,
             record.train_examples_per_second
         );
-        if record.f1_weighted > best_f1 {
-            best_f1 = record.f1_weighted;
-            best.predictions = Some((epoch, ev.predicted));
+        if record.f1_weighted > st.best_f1 {
+            st.best_f1 = record.f1_weighted;
+            st.best.predictions = Some((epoch, ev.predicted));
             if cfg.saves(CheckpointStage::Best) || cfg.dumps(EmbeddingStage::Best) {
-                best.weights = Some(p.model.snapshot());
+                st.best.weights = Some(p.model.snapshot());
             }
         }
         // The best epoch stays the evaluation split's best (above); early stopping watches
         // the validation split when there is one.
-        let stop = early_stopping
+        let stop = st
+            .early_stopping
             .update(&record)
             .filter(|_| epoch < cfg.epochs);
-        events.epoch(step, &record)?;
-        epochs.push(record);
-        run.write_metrics(&epochs)?;
+        events.epoch(st.step, &record)?;
+        st.epochs.push(record);
+        run.write_metrics(&st.epochs)?;
+        if stop.is_none() && epoch < cfg.epochs {
+            // A run that ends here needs no state: killed before result.json, it resumes
+            // from the previous epoch's.
+            st.save(run, p, opt)?;
+        }
         if let Some(stop) = stop {
             log::info!("early stopping after epoch {epoch}: {}", stop.reason);
             stopped_early = Some(stop);
@@ -435,11 +440,11 @@ fn train_loop(
         }
     }
     Ok(LoopOutput {
-        epochs,
-        best,
+        epochs: st.epochs,
+        best: st.best,
         status: Status::Ok,
         reason: String::new(),
-        timings,
+        timings: st.timings,
         stopped_early,
     })
 }
