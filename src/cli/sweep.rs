@@ -161,7 +161,7 @@ fn print_status(out: &Path, s: &SweepStatus) {
         f.failed
     );
     println!(
-        "started   {:>4}  (running, or killed: a rerun redoes them)",
+        "started   {:>4}  (running, or killed: a rerun resumes them)",
         s.started.len()
     );
     for c in &s.started {

@@ -13,7 +13,8 @@ pub struct SweepStatus {
     pub cells: usize,
     /// Cells with a result.json, by status.
     pub finished: StatusCounts,
-    /// Cells with a folder but no result.json: running, or killed (a rerun redoes them).
+    /// Cells with a folder but no result.json: running, or killed (a rerun resumes them from
+    /// their last finished epoch, or redoes them).
     pub started: Vec<StartedCell>,
     /// Cells without a folder.
     pub left: usize,
