@@ -1,11 +1,11 @@
 //! How far representations moved between two embedding sets of the same examples, layer by
 //! layer; or linear CKA to a reference across many runs, as a heatmap of layers x runs.
 
-use crate::run_dir::embeddings::EmbeddingSet;
-use crate::train::config::EmbeddingStage;
 use crate::analysis::geometry::{self, LayerDrift};
 use crate::error::user;
 use crate::fsio;
+use crate::run_dir::embeddings::EmbeddingSet;
+use crate::train::config::EmbeddingStage;
 use ndarray::{Array2, Axis};
 use std::collections::HashMap;
 use std::fmt::Write as _;

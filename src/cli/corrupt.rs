@@ -1,10 +1,10 @@
 //! `heal corrupt`: write a damaged copy of a checkpoint.
 
+use clap::Args;
 use heal::corrupt::method::{Kaiming, Method};
 use heal::corrupt::select::{parse_modules, Include};
 use heal::corrupt::spec::LayerSpec;
 use heal::corrupt::CorruptionConfig;
-use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -56,12 +56,8 @@ pub fn run(args: CorruptArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let model_dir = heal::hub::model::resolve(&args.model, args.revision.as_deref())?;
-    let report = heal::corrupt::checkpoint::corrupt_checkpoint(
-        &model_dir,
-        &cfg,
-        &args.out,
-        args.overwrite,
-    )?;
+    let report =
+        heal::corrupt::checkpoint::corrupt_checkpoint(&model_dir, &cfg, &args.out, args.overwrite)?;
     print!("{}", heal::corrupt::format_report(&report));
     println!("corrupted checkpoint: {}", args.out.display());
     Ok(())

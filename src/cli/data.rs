@@ -1,8 +1,8 @@
 //! `heal data fetch NAME`: a dataset from the Hugging Face hub in the project's JSON-lines form.
 
+use clap::{Args, Subcommand};
 use heal::data::cache::DataCache;
 use heal::data::fetch::{self, FetchOptions};
-use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 const FETCH_EXAMPLES: &str = "Examples:

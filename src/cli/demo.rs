@@ -1,8 +1,8 @@
 //! `heal demo`: minilm-l6 fine-tuned on bbc-news, 3 epochs, on the CPU.
 
+use clap::Args;
 use heal::run_dir::RunDir;
 use heal::train::FinetuneOptions;
-use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

@@ -1,9 +1,9 @@
 //! `heal drift`: how far representations moved between two embedding sets of the same examples,
 //! layer by layer; or a heatmap of CKA to a reference across many runs.
 
+use clap::Args;
 use heal::analysis::drift::{self, DriftInputs, DriftRequest, EmbeddingInput};
 use heal::error::user;
-use clap::Args;
 use heal::train::config::EmbeddingStage;
 use std::path::PathBuf;
 
@@ -64,11 +64,7 @@ pub fn run(args: DriftArgs) -> anyhow::Result<()> {
         }
         Some(reference) => DriftInputs::Reference {
             reference: input(reference, args.stage_a),
-            runs: args
-                .inputs
-                .iter()
-                .map(|p| input(p, args.stage_b))
-                .collect(),
+            runs: args.inputs.iter().map(|p| input(p, args.stage_b)).collect(),
             out: args
                 .out
                 .clone()

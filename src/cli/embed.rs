@@ -1,8 +1,8 @@
 //! `heal embed (RUN_DIR | MODEL)`: per-layer pooled vectors for every example of a split.
 
+use clap::Args;
 use heal::extract::{self, ExtractRequest, Split};
 use heal::model::head::Pooling;
-use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

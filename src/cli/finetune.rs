@@ -1,7 +1,7 @@
 //! `heal finetune`: flags and/or a TOML file -> [`FinetuneConfig`] -> a run directory.
 
-use heal::train::FinetuneOptions;
 use clap::Args;
+use heal::train::FinetuneOptions;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

@@ -1,8 +1,8 @@
 //! `heal report`: tables and charts from a sweep directory.
 
+use clap::Args;
 use heal::sweep::report::{self, Protocol};
 use heal::sweep::Plan;
-use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

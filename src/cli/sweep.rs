@@ -1,10 +1,10 @@
 //! `heal sweep`: run a grid of fine-tuning runs (or plan it, run one cell, or write an sbatch
 //! job-array script for Slurm).
 
+use clap::Args;
 use heal::error::user;
 use heal::progress::duration;
 use heal::sweep::{self, Plan, SlurmOptions, SweepStatus};
-use clap::Args;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]

@@ -1,9 +1,9 @@
 //! `heal tsne`: 2-D maps of pooled embeddings (PCA, then t-SNE), one per run or the paper's
 //! Figure 1 as a grid of panels, each with the scores that back the picture.
 
+use clap::Args;
 use heal::analysis::tsne::figure::{self, FigureRequest};
 use heal::analysis::tsne::TsneParams;
-use clap::Args;
 use heal::train::config::EmbeddingStage;
 use std::path::PathBuf;
 

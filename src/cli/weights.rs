@@ -1,12 +1,12 @@
 //! `heal weights`: weight statistics of one checkpoint, or the change between two (or three).
 
+use clap::Args;
 use heal::analysis::weights::{write_report, ReportRequest};
 use heal::corrupt::spec::LayerSpec;
 use heal::error::user;
 use heal::hub::model::resolve as resolve_model;
 use heal::run_dir::RunDir;
 use heal::train::config::CheckpointStage;
-use clap::Args;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -76,10 +76,8 @@ fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
                 a_path.display()
             )));
         }
-        let pretrained = heal::hub::model::resolve(
-            &run_json.config.model,
-            run_json.config.revision.as_deref(),
-        )?;
+        let pretrained =
+            heal::hub::model::resolve(&run_json.config.model, run_json.config.revision.as_deref())?;
         let corrupted = run.checkpoint(CheckpointStage::Corrupted);
         let was_corrupted = run_json.config.corrupt != LayerSpec::None;
         let start = match &args.start {

@@ -88,9 +88,7 @@ impl RepoCache {
             .map_err(|e| user(format!("{}: cannot create ({e})", parent.display())))?;
         // snapshots/<commit>/a/b.json -> ../../../blobs/<etag>: one ".." per folder level.
         let depth = path.split('/').count() + 1;
-        let target = PathBuf::from("../".repeat(depth))
-            .join("blobs")
-            .join(etag);
+        let target = PathBuf::from("../".repeat(depth)).join("blobs").join(etag);
         let tmp = parent.join(format!(
             ".{}.{}.link",
             link.file_name().unwrap_or_default().to_string_lossy(),

@@ -57,14 +57,19 @@ impl Checksum {
 #[derive(Debug)]
 pub enum GetError {
     /// No HTTP answer (DNS, connection, TLS, a broken body).
-    Transport { url: String, message: String },
+    Transport {
+        url: String,
+        message: String,
+    },
     /// A final status other than 200, with the hub's `X-Error-Code` when it sent one.
     Status {
         url: String,
         status: u16,
         code: Option<String>,
     },
-    TooManyRedirects { url: String },
+    TooManyRedirects {
+        url: String,
+    },
 }
 
 /// A 200 answer and the first `X-Repo-Commit` header seen on the way to it.
@@ -173,8 +178,15 @@ impl Client {
 pub enum DownloadError {
     Get(GetError),
     /// The body broke off or could not be written.
-    Io { url: String, message: String },
-    Size { url: String, got: String, want: u64 },
+    Io {
+        url: String,
+        message: String,
+    },
+    Size {
+        url: String,
+        got: String,
+        want: u64,
+    },
     Checksum {
         url: String,
         kind: &'static str,

@@ -266,10 +266,23 @@ mod tests {
 
     #[test]
     fn hub_ids_and_paths() {
-        for id in ["bert-base-uncased", "google-bert/bert-base-uncased", "org/x.y_z-1"] {
+        for id in [
+            "bert-base-uncased",
+            "google-bert/bert-base-uncased",
+            "org/x.y_z-1",
+        ] {
             assert!(is_hub_id(id), "{id}");
         }
-        for not in ["./x", "/abs/path", "a/b/c", "", "org/", ".hidden", "a b", "../x"] {
+        for not in [
+            "./x",
+            "/abs/path",
+            "a/b/c",
+            "",
+            "org/",
+            ".hidden",
+            "a b",
+            "../x",
+        ] {
             assert!(!is_hub_id(not), "{not}");
         }
     }

@@ -249,10 +249,7 @@ pub struct EmbeddingSet {
 
 /// Finds the embeddings folder a command-line argument means: an embeddings folder itself, or a
 /// run directory (then RUN/embeddings/<stage>).
-pub fn locate_embeddings(
-    path: &Path,
-    stage: EmbeddingStage,
-) -> anyhow::Result<std::path::PathBuf> {
+pub fn locate_embeddings(path: &Path, stage: EmbeddingStage) -> anyhow::Result<std::path::PathBuf> {
     let stage_name = stage.name();
     if path.join("embeddings.safetensors").is_file() {
         return Ok(path.to_path_buf());

@@ -3,11 +3,11 @@
 //! every PNG its coordinates (CSV) and scores (JSON).
 
 use super::{embed_2d_with_progress, TsneParams};
-use crate::run_dir::embeddings::EmbeddingSet;
-use crate::train::config::EmbeddingStage;
 use crate::analysis::geometry::{self, ClusterScores};
 use crate::error::user;
 use crate::fsio;
+use crate::run_dir::embeddings::EmbeddingSet;
+use crate::train::config::EmbeddingStage;
 use anyhow::Result;
 use ndarray::Array2;
 use std::path::{Path, PathBuf};

@@ -72,7 +72,9 @@ impl<'a> Hub<'a> {
                 "GET {url} failed ({message}): {}",
                 unreachable_hint(self.dataset.name)
             )),
-            GetError::TooManyRedirects { url } => user(format!("GET {url}: more than 10 redirects")),
+            GetError::TooManyRedirects { url } => {
+                user(format!("GET {url}: more than 10 redirects"))
+            }
             GetError::Status { url, status, .. } => {
                 let d = self.dataset;
                 let why = match status {
