@@ -37,7 +37,6 @@ fn unreachable_hint(name: &str) -> String {
 
 /// The dataset side of the hub: the conversion branch's listing and its files.
 pub(super) struct Hub<'a> {
-    pub(super) endpoint: String,
     pub(super) dataset: &'a HubDataset,
     client: Client,
 }
@@ -45,23 +44,30 @@ pub(super) struct Hub<'a> {
 impl<'a> Hub<'a> {
     pub(super) fn new(endpoint: &str, dataset: &'a HubDataset) -> Self {
         Hub {
-            endpoint: endpoint.to_string(),
             dataset,
             client: Client::new(endpoint, client::token()),
         }
     }
 
+    /// The hub this client talks to.
+    pub(super) fn endpoint(&self) -> &str {
+        &self.client.endpoint
+    }
+
     pub(super) fn tree_url(&self) -> String {
         format!(
             "{}/api/datasets/{}/tree/{REVISION_IN_URL}/{}?recursive=true",
-            self.endpoint, self.dataset.repo, self.dataset.config
+            self.endpoint(),
+            self.dataset.repo,
+            self.dataset.config
         )
     }
 
     pub(super) fn resolve_url(&self, path: &str) -> String {
         format!(
             "{}/datasets/{}/resolve/{REVISION_IN_URL}/{path}",
-            self.endpoint, self.dataset.repo
+            self.endpoint(),
+            self.dataset.repo
         )
     }
 
@@ -80,11 +86,11 @@ impl<'a> Hub<'a> {
                 let why = match status {
                     404 => format!(
                         "not found: {} has no parquet conversion of {} config {} (branch {PARQUET_REVISION}); check HF_ENDPOINT (now {})",
-                        self.endpoint, d.repo, d.config, self.endpoint
+                        self.endpoint(), d.repo, d.config, self.endpoint()
                     ),
                     401 | 403 => format!(
                         "{} is gated or private on {}: set HF_TOKEN to a token with access (check HF_ENDPOINT, now {})",
-                        d.repo, self.endpoint, self.endpoint
+                        d.repo, self.endpoint(), self.endpoint()
                     ),
                     _ => unreachable_hint(d.name),
                 };
@@ -150,7 +156,7 @@ impl<'a> Hub<'a> {
                 self.tree_url(),
                 self.dataset.repo,
                 self.dataset.config,
-                self.endpoint
+                self.endpoint()
             )));
         }
         Ok((files, skipped.into_values().collect()))
@@ -175,11 +181,11 @@ impl<'a> Hub<'a> {
                 )),
                 DownloadError::Size { url, got, want } => user(format!(
                     "{url}: size mismatch: received {got} bytes, the hub lists {want}: the download is corrupt or incomplete; run again, or check HF_ENDPOINT (now {})",
-                    self.endpoint
+                    self.endpoint()
                 )),
                 DownloadError::Checksum { url, kind, got, want } => user(format!(
                     "{url}: checksum mismatch: {kind} {got}, the hub lists {want}: the download is corrupt; run again, or check HF_ENDPOINT (now {})",
-                    self.endpoint
+                    self.endpoint()
                 )),
             })
     }

@@ -133,7 +133,7 @@ fn fill(
         total as f64 / 1e6,
         d.repo,
         d.config,
-        hub.endpoint
+        hub.endpoint()
     );
     let bar = crate::progress::bar(total, crate::progress::Unit::Bytes, "download");
     let mut local = Vec::new();
@@ -243,7 +243,7 @@ fn fill(
     columns.insert("label".to_string(), d.label.to_string());
     let summary = FetchSummary {
         name: d.name.to_string(),
-        hub: hub.endpoint.clone(),
+        hub: hub.endpoint().to_string(),
         repo: d.repo.to_string(),
         config: d.config.to_string(),
         revision: PARQUET_REVISION.to_string(),
