@@ -75,7 +75,14 @@ impl Plan {
                 sweep_dir.display()
             ))
         })?;
-        serde_json::from_str(&text)
-            .map_err(|e| user(format!("{}: not a heal sweep plan ({e})", path.display())))
+        let mut plan: Plan = serde_json::from_str(&text)
+            .map_err(|e| user(format!("{}: not a heal sweep plan ({e})", path.display())))?;
+        // A cell's run directory is always SWEEP/cells/<name>: whatever path the plan was
+        // written with, a moved or copied sweep (or one read on another machine) finds its
+        // own cells.
+        for cell in &mut plan.cells {
+            cell.config.out = sweep_dir.join(CELLS_DIR).join(&cell.name);
+        }
+        Ok(plan)
     }
 }

@@ -12,7 +12,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 use std::path::Path;
 
 /// A matrix of values drawn as coloured cells.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Heatmap {
     pub title: String,
     /// One per row, top to bottom, e.g. "layer 1", "layer 2", ...

@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use std::path::Path;
 
 /// One binned series: `counts[i]` values fell in `edges[i]..edges[i + 1]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Histogram {
     /// Legend entry.
     pub name: String,
@@ -20,7 +20,7 @@ pub struct Histogram {
 }
 
 /// One panel of overlaid histograms.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HistPanel {
     pub title: String,
     /// x axis caption, e.g. "weight value".

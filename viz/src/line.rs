@@ -6,14 +6,14 @@ use plotters::prelude::*;
 use std::path::Path;
 
 /// One named line of (x, y) points.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
 }
 
 /// One panel of a figure.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Panel {
     pub title: String,
     pub x_label: String,

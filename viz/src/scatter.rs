@@ -11,7 +11,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 use std::path::Path;
 
 /// One panel of a scatter grid.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ScatterPanel {
     pub title: String,
     /// One line drawn under the panel, e.g. "silhouette 0.41 · 5-NN acc 0.97"; may be empty.
