@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod corrupt;
 pub mod data;
 pub mod defaults;
+pub mod demo;
 pub mod device;
 pub mod error;
 pub mod extract;

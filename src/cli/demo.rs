@@ -1,42 +1,46 @@
-//! `heal demo`: minilm-l6 fine-tuned on bbc-news, 3 epochs, on the CPU.
+//! `heal demo`: the healing study on the embedded defaults (minilm-l6 on bbc-news, four
+//! corruption settings, on the CPU), ending with the report page.
 
 use clap::Args;
-use heal::run_dir::RunDir;
-use heal::train::FinetuneOptions;
+use heal::demo::{self, DemoRequest};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
-  heal demo                                  # writes runs/demo-<time>/ and its curves.png
-  heal demo --out runs/demo --threads 2")]
+  heal demo                                  # runs/demo/ (4 cells), its report in runs/demo/report/
+  heal demo --report figures                 # what the README's first command runs
+  heal demo --out runs/demo2 --threads 2     # rerunning the same command resumes a killed demo")]
 pub struct DemoArgs {
-    /// Run directory. [default: runs/demo-<time>]
+    /// The study's sweep directory (plan.json, cells/); a rerun skips finished cells.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// The report folder (index.html, index.md, runs.csv, figures/). [default: OUT/report]
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub report: Option<PathBuf>,
     /// libtorch threads. [default: one per core]
     #[arg(long)]
     pub threads: Option<usize>,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let options = FinetuneOptions {
-        model: Some(heal::defaults::MINILM_L6.into()),
-        data: Some(heal::defaults::BBC_NEWS.into()),
-        epochs: Some(3),
-        device: Some("cpu".into()),
+    let report = args.report.unwrap_or_else(|| args.out.join("report"));
+    let outcome = demo::run(&DemoRequest {
+        out: args.out,
+        report,
         threads: args.threads,
-        out: Some(args.out.unwrap_or_else(|| {
-            PathBuf::from("runs").join(format!("demo-{}", heal::run_dir::timestamp()))
-        })),
-        ..Default::default()
-    };
-    let cfg = options.resolve()?;
-    let outcome = heal::train::finetune(&cfg)?;
-    super::summary::print(&cfg, &outcome);
-    let png = RunDir::at(&outcome.run_dir).curves_png();
-    match heal::analysis::curves::render(&outcome.run_dir, &png) {
-        Ok(()) => println!("curves: {}", png.display()),
-        Err(e) => log::warn!("could not draw the curves: {e:#}"),
+    })?;
+    println!("{}", outcome.markdown);
+    for p in outcome.written.iter().skip(1) {
+        eprintln!("wrote {}", p.display());
     }
+    println!(
+        "the study of {} cells: {}",
+        outcome.cells,
+        outcome
+            .written
+            .first()
+            .unwrap_or(&outcome.report)
+            .display()
+    );
     Ok(())
 }

@@ -29,7 +29,8 @@ classification and writes a run directory (run.json, metrics.jsonl, result.json,
 later analysis reads.
 
 Start here:
-  heal demo                          minilm-l6 on BBC News, 3 epochs on the CPU, with its curves
+  heal demo                          the healing study on minilm-l6 + BBC News: 4 corruption
+                                     settings on the CPU, ending with its report page
   heal finetune --model X --data Y   your checkpoint (a folder or hub id) on your data (a file,
                                      or a name such as sst2); --corrupt bottom:50% damages it
   heal sweep --config GRID --out S   a resumable grid of runs (examples/grids/); --status: how far
@@ -54,7 +55,7 @@ pub struct Cli {
 pub enum Command {
     /// Fine-tune a checkpoint on a classification dataset and write a run directory.
     Finetune(finetune::FinetuneArgs),
-    /// The demo: minilm-l6 fine-tuned on bbc-news for 3 epochs on the CPU.
+    /// The healing study on the embedded defaults (minilm-l6, bbc-news; 0%, bottom 50%, top 50%, 100%).
     Demo(demo::DemoArgs),
     /// Write a damaged copy of a checkpoint (HF-compatible) with a report of every tensor touched.
     Corrupt(corrupt::CorruptArgs),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
-  heal sweep --config examples/grids/cpu.toml --out runs/sweep-cpu      # run every cell
+  heal sweep --config examples/grids/demo.toml --out runs/demo          # run every cell
   heal sweep --config GRID.toml --out SWEEP --plan                      # write SWEEP/plan.json only
   heal sweep --out SWEEP --cell 3                                       # run cell 3 of the plan
   heal sweep --out SWEEP --status                                       # finished, started, left
