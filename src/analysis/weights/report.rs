@@ -178,6 +178,7 @@ fn write_histograms(
                     counts: counts.clone(),
                 })
                 .collect(),
+            ..Default::default()
         });
     }
     fsio::write_atomic(&dir.join("histograms.csv"), &w.into_inner()?)?;

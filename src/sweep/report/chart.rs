@@ -35,10 +35,12 @@ pub(super) fn write_charts(aggregates: &[Aggregate], out: &Path) -> anyhow::Resu
                     viz::Series {
                         name: "bottom layers corrupted".into(),
                         points: line("bottom"),
+                        ..Default::default()
                     },
                     viz::Series {
                         name: "top layers corrupted".into(),
                         points: line("top"),
+                        ..Default::default()
                     },
                 ];
                 if let Some(c) = cells
@@ -49,6 +51,7 @@ pub(super) fn write_charts(aggregates: &[Aggregate], out: &Path) -> anyhow::Resu
                     series.push(viz::Series {
                         name: "clean".into(),
                         points: vec![(0.0, c * 100.0), (100.0, c * 100.0)],
+                        ..Default::default()
                     });
                 }
                 series.retain(|s| !s.points.is_empty());
@@ -58,6 +61,7 @@ pub(super) fn write_charts(aggregates: &[Aggregate], out: &Path) -> anyhow::Resu
                         x_label: "layers corrupted (%)".into(),
                         y_label: "weighted F1 x 100".into(),
                         series,
+                        ..Default::default()
                     });
                 }
             }
