@@ -45,8 +45,9 @@ impl Axis {
         }
     }
 
-    /// A linear axis over `lo..hi` with as many ticks as fit `length` pixels: labels at least
-    /// `spacing` pixels apart (centre to centre) and never touching when `font` is given.
+    /// A linear axis over `lo..hi` with about one tick per `spacing` pixels of its `length`
+    /// (at least two where the step allows), and, when `font` is given, no fewer pixels
+    /// between ticks than their widest label needs.
     pub fn fitted(
         lo: f64,
         hi: f64,
@@ -55,25 +56,25 @@ impl Axis {
         ticks: Ticks,
         font: Option<u32>,
     ) -> Axis {
-        let most = (length / spacing.max(1)).clamp(2, 10) as usize;
-        let mut axis = Axis::linear(lo, hi, most, ticks);
-        for target in (2..most).rev() {
-            let fits = font.is_none_or(|f| {
-                let widest = axis
-                    .ticks
-                    .iter()
-                    .map(|(_, t)| text_size(t, f).0 as i32)
-                    .max()
-                    .unwrap_or(0);
+        let want = (length / spacing.max(1)).max(2) as usize;
+        let fits = |axis: &Axis| {
+            font.is_none_or(|f| {
                 let gap = length / axis.ticks.len().max(1) as i32;
-                widest + f as i32 / 2 <= gap
-            });
-            if fits {
-                break;
+                axis.widest_label(f) + f as i32 / 2 <= gap
+            })
+        };
+        // The most ticks up to `want` that fit; more targets than `want` only while a step
+        // that coarse leaves fewer than two ticks.
+        let mut best = Axis::linear(lo, hi, 1, ticks);
+        for target in 1..=want.max(2) * 2 {
+            let axis = Axis::linear(lo, hi, target, ticks);
+            let n = axis.ticks.len();
+            let better = n > best.ticks.len() && (n <= want || best.ticks.len() < 2);
+            if better && fits(&axis) {
+                best = axis;
             }
-            axis = Axis::linear(lo, hi, target, ticks);
         }
-        axis
+        best
     }
 
     /// A log10 axis over `lo..hi` (both > 0): ticks at the powers of ten inside, labelled
@@ -330,6 +331,16 @@ mod tests {
         );
         let a = Axis::log(1e-3, 1.0);
         assert!((a.frac(0.031_622_776_6) - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn fitted_axes_keep_two_labelled_ticks() {
+        // A narrow histogram panel: the step of a single target (1) would leave only 0.
+        let a = Axis::fitted(-0.55, 0.55, 200, 72, Ticks::Auto, Some(24));
+        assert_eq!(labels(&a), ["-0.5", "0.0", "0.5"]);
+        // Room for many: about one per spacing, never more.
+        let a = Axis::fitted(0.0, 10.0, 1000, 100, Ticks::Integer, Some(24));
+        assert!((6..=10).contains(&a.ticks.len()), "{:?}", labels(&a));
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     /// Half-length of an error bar at each point (e.g. the standard deviation over seeds),
-    /// one per point; empty: no error bars.
+    /// one per point; empty: no error bars. When several series of a panel have error bars,
+    /// each is shifted sideways by a few pixels so that bars at the same x do not overlap.
     pub y_err: Vec<f64>,
     /// A reference line (e.g. the clean model's score): dark grey, evenly dashed, no markers,
     /// drawn under the other series.
@@ -269,14 +270,29 @@ fn draw_panel<DB: DrawingBackend>(
         y_label: &panel.y_label,
     };
     draw_axes(area, path, &frame, (&x_axis, &y_axis), &captions, look)?;
-    let px = |p: (f64, f64)| frame.at(&x_axis, &y_axis, p);
     let looks = looks(panel);
+    // Series with error bars are shifted apart by a few pixels, so that bars at the same x
+    // stay apart.
+    let with_bars: Vec<usize> = (0..data.len())
+        .filter(|&i| !panel.series[i].dashed && data[i].iter().any(|(_, e)| e.is_some()))
+        .collect();
+    let dodge = |i: usize| match with_bars.iter().position(|&j| j == i) {
+        Some(k) if with_bars.len() > 1 => {
+            (k as f64 - (with_bars.len() - 1) as f64 / 2.0) * f64::from(look.marker) * 1.6
+        }
+        _ => 0.0,
+    };
     // References first, so that the series are drawn over them.
     let order = (0..data.len())
         .filter(|&i| panel.series[i].dashed)
         .chain((0..data.len()).filter(|&i| !panel.series[i].dashed));
     for i in order {
         let (points, s) = (&data[i], &looks[i]);
+        let shift = dodge(i);
+        let px = |p: (f64, f64)| {
+            let (x, y) = frame.at(&x_axis, &y_axis, p);
+            (x + shift, y)
+        };
         let bar = (look.line * 0.6).max(1.0);
         let cap = f64::from(look.marker);
         for &((x, y), e) in points {
