@@ -228,7 +228,11 @@ fn curves_are_a_png_at_the_stated_dpi_and_an_svg() {
     let png = std::fs::read(run.join("curves.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     // pHYs: pixels per unit in x and y (big-endian), then the unit (1 = metre).
-    let at = png.windows(4).position(|w| w == b"pHYs").expect("a pHYs chunk") + 4;
+    let at = png
+        .windows(4)
+        .position(|w| w == b"pHYs")
+        .expect("a pHYs chunk")
+        + 4;
     let ppm = u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
     assert_eq!(png[at + 8], 1);
     assert_eq!((f64::from(ppm) * 0.0254).round() as u32, viz::DPI);

@@ -516,12 +516,13 @@ fn draw<DB: DrawingBackend>(
         }
     }
 
-    // Colour bar: high values at the top.
+    // Colour bar: high values at the top. Each band overlaps the next by a pixel, so that an
+    // SVG viewer's anti-aliasing leaves no seams between them.
     let (bx, by, bh) = (l.bar_x, l.top, l.bar_h);
     for y in 0..bh {
         let t = 1.0 - f64::from(y) / f64::from((bh - 1).max(1));
         area.draw(&Rectangle::new(
-            [(bx, by + y), (bx + BAR_W, by + y + 1)],
+            [(bx, by + y), (bx + BAR_W, (by + y + 2).min(by + bh))],
             viridis(t).filled(),
         ))
         .map_err(|e| err(&e))?;
