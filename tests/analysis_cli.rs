@@ -1,5 +1,6 @@
-//! `heal drift` and `heal tsne` over run directories: the numbers they write equal numpy's and
-//! scikit-learn's on the same files, and bad inputs end in one line with exit code 2.
+//! `heal drift`, `heal tsne` and `heal curves` over run directories: the numbers they write
+//! equal numpy's and scikit-learn's on the same files, every figure comes as PNG (at the stated
+//! DPI) and SVG, and bad inputs end in one line with exit code 2.
 
 mod common;
 
@@ -109,6 +110,7 @@ fn drift_heatmap_against_a_reference() {
         out.to_str().unwrap(),
     ]);
     assert!(out.join("cka_heatmap.png").is_file());
+    assert!(out.join("cka_heatmap.svg").is_file());
     let mut csv = csv::Reader::from_path(out.join("drift.csv")).unwrap();
     let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
     // The reference against itself: CKA 1 at every layer past the (constant) embeddings row.
@@ -146,6 +148,7 @@ fn tsne_panels_with_scores_that_equal_sklearn() {
     heal_ok(&args);
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
+    assert!(png.with_extension("svg").is_file());
     let first_csv = std::fs::read(png.with_extension("csv")).unwrap();
     // Deterministic for a seed: a second run writes the same coordinates.
     heal_ok(&args);
@@ -214,4 +217,43 @@ fn analysis_of_a_run_without_embeddings_says_how_to_make_them() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("perplexity"));
+}
+
+#[test]
+fn curves_are_a_png_at_the_stated_dpi_and_an_svg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    finetune_tiny(&fixtures().join("tiny-bert"), &run, &["--epochs", "3"]);
+    heal_ok(&["curves", run.to_str().unwrap()]);
+    let png = std::fs::read(run.join("curves.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // pHYs: pixels per unit in x and y (big-endian), then the unit (1 = metre).
+    let at = png
+        .windows(4)
+        .position(|w| w == b"pHYs")
+        .expect("a pHYs chunk")
+        + 4;
+    let ppm = u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!(png[at + 8], 1);
+    assert_eq!((f64::from(ppm) * 0.0254).round() as u32, viz::DPI);
+    let svg = std::fs::read_to_string(run.join("curves.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+    assert!(svg.contains("<text") && svg.contains("Evaluation scores"));
+    // Nothing half-written is left behind.
+    for e in std::fs::read_dir(&run).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".tmp"), "{name}");
+    }
+    // An --out that is not a PNG: one line, exit code 2, nothing written.
+    let jpg = tmp.path().join("curves.jpg");
+    let out = Command::new(heal_bin())
+        .args(["curves", run.to_str().unwrap(), "--out"])
+        .arg(&jpg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(".png"), "{err}");
+    assert!(!jpg.exists());
 }

@@ -140,6 +140,7 @@ fn sweep_runs_every_cell_resumes_after_kill_and_reports_from_the_cells() {
     assert!(full.join("report/report.md").is_file());
     let png = std::fs::read(full.join("report/f1-vs-corruption-tiny-bert.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    assert!(full.join("report/f1-vs-corruption-tiny-bert.svg").is_file());
 
     // Each mean is the mean of the two seeds' result.json best scores.
     let mut rows = csv::Reader::from_reader(csv_full.as_bytes());

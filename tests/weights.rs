@@ -87,6 +87,7 @@ fn stats_and_histograms_of_one_checkpoint() {
         "stats.csv",
         "histograms.csv",
         "histograms.png",
+        "histograms.svg",
         "summary.json",
     ] {
         assert!(dir.join(f).is_file(), "{f} missing");
@@ -189,6 +190,7 @@ fn change_between_checkpoints_equals_numpy() {
         "modules.csv",
         "layers.csv",
         "change_heatmap.png",
+        "change_heatmap.svg",
     ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }

@@ -1,15 +1,18 @@
-//! Per-epoch training curves of a run (from metrics.jsonl) as a PNG: losses in one panel,
-//! accuracy and F1 in the other.
+//! Per-epoch training curves of a run (from metrics.jsonl) as a PNG and an SVG beside it:
+//! losses in one panel, accuracy and F1 in the other, epochs as whole-number ticks.
 
 use crate::run_dir::read_metrics;
 use std::path::Path;
-use viz::{Panel, Series};
+use viz::{Panel, Series, Ticks};
 
 pub fn render(run: &Path, png: &Path) -> anyhow::Result<()> {
+    // A bad --out is the user's to fix, before anything is read.
+    viz::svg_path(png).map_err(|e| crate::error::user(e.to_string()))?;
     let epochs = read_metrics(run)?;
     let series = |name: &str, f: &dyn Fn(&crate::run_dir::EpochRecord) -> f64| Series {
         name: name.to_string(),
         points: epochs.iter().map(|e| (e.epoch as f64, f(e))).collect(),
+        ..Default::default()
     };
     let panels = [
         Panel {
@@ -20,6 +23,8 @@ pub fn render(run: &Path, png: &Path) -> anyhow::Result<()> {
                 series("train", &|e| e.train_loss),
                 series("eval", &|e| e.eval_loss),
             ],
+            x_ticks: Ticks::Integer,
+            ..Default::default()
         },
         Panel {
             title: "Evaluation scores".into(),
@@ -30,13 +35,11 @@ pub fn render(run: &Path, png: &Path) -> anyhow::Result<()> {
                 series("macro F1", &|e| e.f1_macro),
                 series("accuracy", &|e| e.accuracy),
             ],
+            x_ticks: Ticks::Integer,
+            ..Default::default()
         },
     ];
-    let tmp = png.with_file_name(format!(
-        ".{}.tmp.png",
-        png.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    viz::line_panels(&tmp, &panels, (560, 400))?;
-    std::fs::rename(&tmp, png)?;
+    // Two panels across a page; viz writes both files atomically.
+    viz::line_panels(png, &panels, (viz::PAGE_WIDTH / 2, 480))?;
     Ok(())
 }

@@ -200,8 +200,9 @@ fn cka_heatmap(reference: &EmbeddingSet, rows: &[Row], names: Vec<String>) -> vi
         })
         .collect();
     viz::Heatmap {
+        // The reference's title may end in parentheses ("0% (clean)"): no second pair.
         title: format!(
-            "linear CKA to {} ({} examples)",
+            "linear CKA to {}, {} examples",
             reference.title(),
             reference.ids.len()
         ),

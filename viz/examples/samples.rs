@@ -70,7 +70,7 @@ fn main() -> Result<(), VizError> {
         &panels,
         &classes,
         3,
-        (420, 420),
+        (PAGE_WIDTH / 3, 440),
     )?;
 
     // More classes than colours: colours cycle with new marker shapes.
@@ -158,10 +158,16 @@ fn main() -> Result<(), VizError> {
                         edges,
                     },
                 ],
+                ..Default::default()
             }
         })
         .collect();
-    histogram_panels(&out.join("hist_panels.png"), &hist_panels, 3, (440, 360))?;
+    histogram_panels(
+        &out.join("hist_panels.png"),
+        &hist_panels,
+        3,
+        (PAGE_WIDTH / 3, 340),
+    )?;
     histogram_panels(
         &out.join("hist_single.png"),
         &[HistPanel {
@@ -175,6 +181,7 @@ fn main() -> Result<(), VizError> {
                     0, 1,
                 ],
             }],
+            ..Default::default()
         }],
         1,
         (500, 360),
@@ -255,9 +262,111 @@ fn main() -> Result<(), VizError> {
         },
         None,
     )?;
+    lines(&out, &mut rng)?;
+    magnitudes(&out, &mut rng)?;
     edge_cases(&out.join("edge"))?;
     println!("wrote samples to {}", out.display());
     Ok(())
+}
+
+/// Training curves (two panels with their own legends) and F1 against the share of layers
+/// corrupted (error bars, a dashed reference, one shared legend).
+fn lines(out: &std::path::Path, rng: &mut Rng) -> Result<(), VizError> {
+    let epochs = 1..=8;
+    let curve = |name: &str, f: &dyn Fn(f64) -> f64| Series {
+        name: name.into(),
+        points: epochs.clone().map(|e| (e as f64, f(e as f64))).collect(),
+        ..Default::default()
+    };
+    let panels = [
+        Panel {
+            title: "Cross-entropy loss".into(),
+            x_label: "epoch".into(),
+            y_label: "loss".into(),
+            series: vec![
+                curve("train", &|e| 1.2 * (-0.4 * e).exp() + 0.05),
+                curve("eval", &|e| 0.9 * (-0.5 * e).exp() + 0.2 + 0.01 * e),
+            ],
+            x_ticks: Ticks::Integer,
+            ..Default::default()
+        },
+        Panel {
+            title: "Evaluation scores".into(),
+            x_label: "epoch".into(),
+            y_label: "score".into(),
+            series: vec![
+                curve("weighted F1", &|e| 0.97 - 0.5 * (-0.7 * e).exp()),
+                curve("macro F1", &|e| 0.96 - 0.55 * (-0.7 * e).exp()),
+                curve("accuracy", &|e| 0.975 - 0.45 * (-0.7 * e).exp()),
+            ],
+            x_ticks: Ticks::Integer,
+            ..Default::default()
+        },
+    ];
+    line_panels(&out.join("curves.png"), &panels, (PAGE_WIDTH / 2, 480))?;
+    let levels = [0.0, 25.0, 50.0, 75.0, 100.0];
+    let side = |name: &str, drop: f64, rng: &mut Rng| Series {
+        name: name.into(),
+        points: levels
+            .iter()
+            .map(|&l| (l, 95.0 - drop * l / 100.0 + rng.normal()))
+            .collect(),
+        y_err: levels.iter().map(|_| 1.0 + rng.uniform() * 2.0).collect(),
+        ..Default::default()
+    };
+    let f1 = Panel {
+        title: "minilm-l6 on bbc-news".into(),
+        x_label: "layers corrupted (%)".into(),
+        y_label: "weighted F1 (%)".into(),
+        series: vec![
+            side("bottom layers", 30.0, rng),
+            side("top layers", 12.0, rng),
+            Series {
+                name: "clean".into(),
+                points: vec![(0.0, 95.0), (100.0, 95.0)],
+                dashed: true,
+                ..Default::default()
+            },
+        ],
+        x_ticks: Ticks::Integer,
+        ..Default::default()
+    };
+    line_panels(&out.join("f1.png"), &[f1], (COLUMN_WIDTH, 500))
+}
+
+/// Weight magnitudes on log-spaced bins: pretrained, corrupted and healed, all visible.
+fn magnitudes(out: &std::path::Path, rng: &mut Rng) -> Result<(), VizError> {
+    let edges = log_edges(1e-6, 1.0, 60)?;
+    let pretrained: Vec<f64> = (0..200_000).map(|_| (0.04 * rng.normal()).abs()).collect();
+    let corrupted: Vec<f64> = (0..200_000).map(|_| (0.02 * rng.normal()).abs()).collect();
+    let healed: Vec<f64> = corrupted
+        .iter()
+        .map(|w| (w + 0.01 * rng.normal()).abs())
+        .collect();
+    let series = [
+        ("pretrained", &pretrained),
+        ("corrupted", &corrupted),
+        ("healed", &healed),
+    ]
+    .iter()
+    .map(|(name, v)| Histogram {
+        name: name.to_string(),
+        counts: histogram(v.iter().copied(), &edges),
+        edges: edges.clone(),
+    })
+    .collect();
+    let panel = HistPanel {
+        title: "query weights (bottom 50%)".into(),
+        x_label: "|w|".into(),
+        series,
+        log_x: true,
+    };
+    histogram_panels(
+        &out.join("hist_log_x.png"),
+        &[panel],
+        1,
+        (COLUMN_WIDTH, 460),
+    )
 }
 
 /// Awkward inputs: the most classes, empty bins only, tiny and degenerate heatmaps.
@@ -299,6 +408,7 @@ fn edge_cases(out: &std::path::Path) -> Result<(), VizError> {
                     counts: vec![1],
                 },
             ],
+            ..Default::default()
         }],
         1,
         (300, 240),

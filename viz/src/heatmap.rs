@@ -1,9 +1,11 @@
 //! Annotated heatmaps with a colour bar (e.g. layers x modules of relative weight change,
 //! layers x runs of CKA), coloured with viridis.
 
+use crate::output::{write_figure, Figure};
+use crate::style::{font_pt, pt_px};
 use crate::util::{
-    check_output, draw_err, draw_text, draw_text_vertical, fit_font, fmt_sig3, fmt_tick, invalid,
-    nice_ticks, text_size,
+    draw_err, draw_text, draw_text_vertical, fit_font, fmt_sig3, fmt_tick, invalid, nice_ticks,
+    text_size, tidy_title,
 };
 use crate::VizError;
 use plotters::coord::Shift;
@@ -87,17 +89,21 @@ fn text_colour_on(background: RGBColor) -> RGBColor {
 const MISSING: RGBColor = RGBColor(215, 215, 215);
 const MISSING_HATCH: RGBColor = RGBColor(150, 150, 150);
 
-const MARGIN: i32 = 16;
-const TITLE_FONT: u32 = 24;
-const LABEL_FONT: u32 = 18;
-const TICK_FONT: u32 = 17;
-const CAPTION_FONT: u32 = 18;
-const ANNOT_FONT: u32 = 16;
+// Sizes in points at the figure's DPI.
+const MARGIN: i32 = pt_px(6.0);
+const TITLE_FONT: u32 = font_pt(9.0);
+const LABEL_FONT: u32 = font_pt(7.5);
+const TICK_FONT: u32 = font_pt(7.0);
+const CAPTION_FONT: u32 = font_pt(7.5);
+const ANNOT_FONT: u32 = font_pt(6.5);
 /// Annotations that would need a smaller font than this are left out.
-const MIN_ANNOT_FONT: u32 = 9;
-const BAR_W: i32 = 24;
-const BAR_GAP: i32 = 24;
-const TICK_LEN: i32 = 5;
+const MIN_ANNOT_FONT: u32 = font_pt(4.0);
+const BAR_W: i32 = pt_px(10.0);
+const BAR_GAP: i32 = pt_px(10.0);
+const TICK_LEN: i32 = pt_px(2.5);
+/// Row heights with and without annotations.
+const CELL_H: i32 = pt_px(16.0);
+const CELL_H_PLAIN: i32 = pt_px(13.5);
 
 /// Pixel layout of a heatmap figure.
 struct Layout {
@@ -186,7 +192,7 @@ fn plan(map: &Heatmap, range: (f64, f64), size: Option<(u32, u32)>) -> Result<La
     let title_h = if map.title.is_empty() {
         MARGIN
     } else {
-        (TITLE_FONT * 2) as i32 + 4
+        (TITLE_FONT * 2) as i32
     };
     let row_label_w = max_text_w(&map.row_labels, LABEL_FONT);
     let col_label_w = max_text_w(&map.col_labels, LABEL_FONT);
@@ -195,7 +201,7 @@ fn plan(map: &Heatmap, range: (f64, f64), size: Option<(u32, u32)>) -> Result<La
     // Colour bar column: gap, bar, ticks, tick labels, caption, margin.
     let tick_labels: Vec<String> = (2..=6)
         .flat_map(|n| {
-            let (t, step) = nice_ticks(range.0, range.1, n);
+            let (t, step) = nice_ticks(range.0, range.1, n, false);
             t.into_iter().map(move |v| fmt_tick(v, step))
         })
         .collect();
@@ -234,7 +240,7 @@ fn plan(map: &Heatmap, range: (f64, f64), size: Option<(u32, u32)>) -> Result<La
             } else {
                 annot_w
             };
-            cell_h = if map.annotate { 38 } else { 32 };
+            cell_h = if map.annotate { CELL_H } else { CELL_H_PLAIN };
             rotate_cols = col_label_w + 8 > cell_w;
             col_label_h = if rotate_cols {
                 col_label_w + 14
@@ -248,7 +254,7 @@ fn plan(map: &Heatmap, range: (f64, f64), size: Option<(u32, u32)>) -> Result<La
             let bar_min = (caption_w + 24).clamp(160, 420);
             bar_h = grid_h.max(bar_min);
             let w = left + cols * cell_w + BAR_GAP + bar_col_w;
-            let title_w = text_size(&map.title, TITLE_FONT).0 as i32 + 2 * MARGIN;
+            let title_w = text_size(&tidy_title(&map.title), TITLE_FONT).0 as i32 + 2 * MARGIN;
             width = w.max(title_w);
             height = title_h
                 + (grid_h + col_label_h).max(bar_h + TICK_FONT as i32 / 2 + missing_h)
@@ -321,8 +327,8 @@ fn plan(map: &Heatmap, range: (f64, f64), size: Option<(u32, u32)>) -> Result<La
 }
 
 /// Pixel size `heatmap(path, map, None)` picks for `map`: about 40-120 px per column (wide
-/// enough for the annotations and, when possible, horizontal column labels) and 32-38 px per
-/// row, plus room for the labels, the title and the colour bar.
+/// enough for the annotations and, when possible, horizontal column labels) and 0.19-0.22 in
+/// per row, plus room for the labels, the title and the colour bar.
 pub fn heatmap_size(map: &Heatmap) -> Result<(u32, u32), VizError> {
     let range = validate(map)?;
     let l = plan(map, range, None)?;
@@ -368,18 +374,42 @@ fn hatch<DB: DrawingBackend>(
 /// values, a `range` that is not finite and ascending, or every value missing with no
 /// `range`.
 pub fn heatmap(path: &Path, map: &Heatmap, size: Option<(u32, u32)>) -> Result<(), VizError> {
-    check_output(path)?;
-    let (lo, hi) = validate(map)?;
-    let l = plan(map, (lo, hi), size)?;
-    let root = BitMapBackend::new(path, (l.width, l.height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
-    let area = &root;
+    let range = validate(map)?;
+    let layout = plan(map, range, size)?;
+    let figure = HeatFigure { map, range, layout };
+    write_figure(path, (figure.layout.width, figure.layout.height), &figure)
+}
+
+struct HeatFigure<'a> {
+    map: &'a Heatmap,
+    range: (f64, f64),
+    layout: Layout,
+}
+
+impl Figure for HeatFigure<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        path: &Path,
+    ) -> Result<(), VizError> {
+        draw(root, path, self.map, self.range, &self.layout)
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    path: &Path,
+    map: &Heatmap,
+    (lo, hi): (f64, f64),
+    l: &Layout,
+) -> Result<(), VizError> {
     let err = |e: &dyn std::fmt::Display| draw_err(path, e);
     let colour_of = |v: f64| viridis((v - lo) / (hi - lo));
 
-    if !map.title.is_empty() {
+    let title = tidy_title(&map.title);
+    if !title.is_empty() {
         let title_font = fit_font(
-            &map.title,
+            &title,
             TITLE_FONT,
             10,
             l.width.saturating_sub(2 * MARGIN as u32),
@@ -387,7 +417,7 @@ pub fn heatmap(path: &Path, map: &Heatmap, size: Option<(u32, u32)>) -> Result<(
         draw_text(
             area,
             path,
-            &map.title,
+            &title,
             title_font,
             &BLACK,
             (l.width as i32 / 2, l.top / 2 + 2),
@@ -486,12 +516,13 @@ pub fn heatmap(path: &Path, map: &Heatmap, size: Option<(u32, u32)>) -> Result<(
         }
     }
 
-    // Colour bar: high values at the top.
+    // Colour bar: high values at the top. Each band overlaps the next by a pixel, so that an
+    // SVG viewer's anti-aliasing leaves no seams between them.
     let (bx, by, bh) = (l.bar_x, l.top, l.bar_h);
     for y in 0..bh {
         let t = 1.0 - f64::from(y) / f64::from((bh - 1).max(1));
         area.draw(&Rectangle::new(
-            [(bx, by + y), (bx + BAR_W, by + y + 1)],
+            [(bx, by + y), (bx + BAR_W, (by + y + 2).min(by + bh))],
             viridis(t).filled(),
         ))
         .map_err(|e| err(&e))?;
@@ -501,7 +532,7 @@ pub fn heatmap(path: &Path, map: &Heatmap, size: Option<(u32, u32)>) -> Result<(
         RGBColor(60, 60, 60).stroke_width(1),
     ))
     .map_err(|e| err(&e))?;
-    let (ticks, step) = nice_ticks(lo, hi, (bh / 45).clamp(2, 6) as usize);
+    let (ticks, step) = nice_ticks(lo, hi, (bh / 60).clamp(2, 6) as usize, false);
     for v in ticks {
         let y = by + ((1.0 - (v - lo) / (hi - lo)) * f64::from(bh)).round() as i32;
         area.draw(&PathElement::new(
@@ -544,7 +575,6 @@ pub fn heatmap(path: &Path, map: &Heatmap, size: Option<(u32, u32)>) -> Result<(
             (HPos::Left, VPos::Center),
         )?;
     }
-    root.present().map_err(|e| err(&e))?;
     Ok(())
 }
 

@@ -1,9 +1,10 @@
 //! Grids of scatter panels coloured by class with one shared legend (e.g. t-SNE maps of
 //! sentence embeddings, one panel per corruption setting).
 
-use crate::util::{
-    check_output, draw_err, draw_text, fit_font, font_scale, grid_dims, invalid, px, text_size,
-};
+use crate::legend::{self, Entry, Swatch};
+use crate::output::{write_figure, Figure};
+use crate::style::{draw_marker, Look, Marker};
+use crate::util::{draw_err, draw_text, fit_font, grid_dims, invalid, tidy_title};
 use crate::{VizError, PALETTE};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -29,103 +30,37 @@ const SHAPES: usize = 4;
 /// `PALETTE` order, 8-15 triangles, 16-23 squares, 24-31 diamonds.
 pub const SCATTER_MAX_CLASSES: usize = PALETTE.len() * SHAPES;
 
-fn class_look(class: usize) -> (RGBColor, usize) {
-    (PALETTE[class % PALETTE.len()], class / PALETTE.len())
+const SHAPES_IN_ORDER: [Marker; SHAPES] = [
+    Marker::Circle,
+    Marker::TriangleUp,
+    Marker::Square,
+    Marker::Diamond,
+];
+
+fn class_look(class: usize) -> (RGBColor, Marker) {
+    (
+        PALETTE[class % PALETTE.len()],
+        SHAPES_IN_ORDER[(class / PALETTE.len()) % SHAPES],
+    )
 }
 
-/// Draws one marker of `shape` centred at pixel `at`; `r` is the radius of the circle of
-/// equal visual weight.
-fn marker<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    path: &Path,
-    at: (i32, i32),
-    shape: usize,
-    r: i32,
-    style: ShapeStyle,
-) -> Result<(), VizError> {
-    let (x, y) = at;
-    let res = match shape {
-        0 => area.draw(&Circle::new(at, r, style)),
-        1 => {
-            let t = (f64::from(r) * 1.35).round() as i32;
-            area.draw(&Polygon::new(
-                vec![(x, y - t), (x - t, y + t * 7 / 10), (x + t, y + t * 7 / 10)],
-                style,
-            ))
-        }
-        2 => {
-            let q = (f64::from(r) * 0.9).round() as i32;
-            area.draw(&Rectangle::new([(x - q, y - q), (x + q, y + q)], style))
-        }
-        _ => {
-            let d = (f64::from(r) * 1.3).round() as i32;
-            area.draw(&Polygon::new(
-                vec![(x, y - d), (x + d, y), (x, y + d), (x - d, y)],
-                style,
-            ))
-        }
-    };
-    res.map_err(|e| draw_err(path, e))
+fn legend_entries(names: &[String]) -> Vec<Entry> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let (colour, shape) = class_look(k);
+            Entry {
+                name: name.clone(),
+                swatch: Swatch::Marker(colour, shape),
+            }
+        })
+        .collect()
 }
 
-struct LegendLayout {
-    /// Rows of (class index, x offset of the marker centre within the row).
-    rows: Vec<Vec<(usize, i32)>>,
-    row_widths: Vec<i32>,
-    row_h: u32,
-    height: u32,
-}
-
-fn legend_layout(names: &[String], font: u32, r: i32, width: u32, pad: u32) -> LegendLayout {
-    let marker_w = 2 * r + font as i32 / 2;
-    let spacing = (font as i32 * 3) / 2;
-    let max_w = width.saturating_sub(2 * pad) as i32;
-    let mut rows: Vec<Vec<(usize, i32)>> = vec![vec![]];
-    let mut row_widths = vec![0i32];
-    for (k, name) in names.iter().enumerate() {
-        let item_w = marker_w + text_size(name, font).0 as i32;
-        let last = rows.len() - 1;
-        let used = row_widths[last];
-        let start = if used == 0 { 0 } else { used + spacing };
-        if used > 0 && start + item_w > max_w {
-            rows.push(vec![(k, r)]);
-            row_widths.push(item_w);
-        } else {
-            rows[last].push((k, start + r));
-            row_widths[last] = start + item_w;
-        }
-    }
-    let row_h = (font * 17) / 10;
-    let height = rows.len() as u32 * row_h + 2 * pad;
-    LegendLayout {
-        rows,
-        row_widths,
-        row_h,
-        height,
-    }
-}
-
-struct Look {
-    title_font: u32,
-    footer_font: u32,
-    legend_font: u32,
-    radius: i32,
-    legend_radius: i32,
-    pad: u32,
-}
-
-impl Look {
-    fn new(panel_size: (u32, u32)) -> Self {
-        let s = font_scale(panel_size);
-        Look {
-            title_font: px(22.0, s),
-            footer_font: px(17.0, s),
-            legend_font: px(19.0, s),
-            radius: (3.0 * s).round().max(2.0) as i32,
-            legend_radius: (6.0 * s).round().max(3.0) as i32,
-            pad: px(10.0, s),
-        }
-    }
+/// Radius of the points of a panel: smaller than the legend's markers.
+fn point_radius(look: &Look) -> i32 {
+    (look.marker * 5 / 9).max(2)
 }
 
 /// Validates the input and returns (columns, rows, legend height) of the figure.
@@ -134,7 +69,7 @@ fn plan(
     class_names: &[String],
     columns: usize,
     panel_size: (u32, u32),
-) -> Result<(usize, usize, LegendLayout), VizError> {
+) -> Result<(usize, usize, legend::Layout), VizError> {
     if panels.is_empty() {
         return Err(VizError::Empty("scatter grid without panels".into()));
     }
@@ -177,13 +112,11 @@ fn plan(
         }
     }
     let (cols, rows) = grid_dims(panels.len(), columns)?;
-    let look = Look::new(panel_size);
-    let legend = legend_layout(
-        class_names,
-        look.legend_font,
-        look.legend_radius,
+    let look = Look::for_panel(panel_size);
+    let legend = legend::layout(
+        &legend_entries(class_names),
         panel_size.0 * cols as u32,
-        look.pad,
+        &look,
     );
     Ok((cols, rows, legend))
 }
@@ -200,7 +133,7 @@ pub fn scatter_grid_size(
     let (cols, rows, legend) = plan(panels, class_names, columns, panel_size)?;
     Ok((
         panel_size.0 * cols as u32,
-        panel_size.1 * rows as u32 + legend.height,
+        panel_size.1 * rows as u32 + legend.height as u32,
     ))
 }
 
@@ -226,21 +159,42 @@ pub fn scatter_grid(
     columns: usize,
     panel_size: (u32, u32),
 ) -> Result<(), VizError> {
-    check_output(path)?;
-    let (cols, rows, legend) = plan(panels, class_names, columns, panel_size)?;
-    let look = Look::new(panel_size);
-    let width = panel_size.0 * cols as u32;
-    let grid_h = panel_size.1 * rows as u32;
-    let root = BitMapBackend::new(path, (width, grid_h + legend.height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
-    let (grid, legend_area) = root.split_vertically(grid_h);
-    let areas = grid.split_evenly((rows, cols));
-    for (area, panel) in areas.iter().zip(panels) {
-        draw_panel(area, path, panel, &look)?;
+    let (w, h) = scatter_grid_size(panels, class_names, columns, panel_size)?;
+    let figure = ScatterFigure {
+        panels,
+        class_names,
+        columns,
+        panel_size,
+    };
+    write_figure(path, (w, h), &figure)
+}
+
+struct ScatterFigure<'a> {
+    panels: &'a [ScatterPanel],
+    class_names: &'a [String],
+    columns: usize,
+    panel_size: (u32, u32),
+}
+
+impl Figure for ScatterFigure<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        path: &Path,
+    ) -> Result<(), VizError> {
+        let (cols, rows, layout) =
+            plan(self.panels, self.class_names, self.columns, self.panel_size)?;
+        let look = Look::for_panel(self.panel_size);
+        let grid_h = self.panel_size.1 * rows as u32;
+        let (grid, legend_area) = root.split_vertically(grid_h);
+        let areas = grid.split_evenly((rows, cols));
+        for (area, panel) in areas.iter().zip(self.panels) {
+            draw_panel(area, path, panel, &look)?;
+        }
+        let width = self.panel_size.0 * cols as u32;
+        let entries = legend_entries(self.class_names);
+        legend::draw(&legend_area, path, (0, 0), width, &entries, &layout, &look)
     }
-    draw_legend(&legend_area, path, class_names, &legend, &look)?;
-    root.present().map_err(|e| draw_err(path, e))?;
-    Ok(())
 }
 
 fn draw_panel<DB: DrawingBackend>(
@@ -250,12 +204,12 @@ fn draw_panel<DB: DrawingBackend>(
     look: &Look,
 ) -> Result<(), VizError> {
     let (w, h) = area.dim_in_pixel();
-    let pad = look.pad as i32;
-    let title_h = (look.title_font * 16 / 10) as i32;
+    let pad = look.pad;
+    let title_h = (look.title * 13 / 10) as i32;
     let footer_h = if panel.footer.is_empty() {
         pad
     } else {
-        (look.footer_font * 19 / 10) as i32
+        (look.note * 16 / 10) as i32
     };
     let (x0, x1) = (pad, w as i32 - pad);
     let (y0, y1) = (pad / 2 + title_h, h as i32 - footer_h);
@@ -263,17 +217,18 @@ fn draw_panel<DB: DrawingBackend>(
         return Err(invalid("scatter panel too small for its title and footer"));
     }
     let text_w = (w as i32 - 2 * pad) as u32;
-    let title_font = fit_font(&panel.title, look.title_font, 9, text_w);
+    let title = tidy_title(&panel.title);
+    let title_font = fit_font(&title, look.title, 9, text_w);
     draw_text(
         area,
         path,
-        &panel.title,
+        &title,
         title_font,
         &BLACK,
         (w as i32 / 2, pad / 2 + title_h / 2),
         (HPos::Center, VPos::Center),
     )?;
-    let footer_font = fit_font(&panel.footer, look.footer_font, 9, text_w);
+    let footer_font = fit_font(&panel.footer, look.note, 9, text_w);
     draw_text(
         area,
         path,
@@ -303,7 +258,8 @@ fn draw_panel<DB: DrawingBackend>(
         lo_y = lo_y.min(y);
         hi_y = hi_y.max(y);
     }
-    let margin = f64::from(look.radius) * 1.4 + 6.0;
+    let radius = point_radius(look);
+    let margin = f64::from(radius) * 1.4 + 6.0;
     let avail_w = f64::from(x1 - x0) - 2.0 * margin;
     let avail_h = f64::from(y1 - y0) - 2.0 * margin;
     let span_x = (hi_x - lo_x).max(1e-12);
@@ -320,44 +276,7 @@ fn draw_panel<DB: DrawingBackend>(
             (my - (y - cy) * k).round() as i32,
         );
         let (colour, shape) = class_look(class);
-        marker(
-            area,
-            path,
-            at,
-            shape,
-            look.radius,
-            colour.mix(0.75).filled(),
-        )?;
-    }
-    Ok(())
-}
-
-fn draw_legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    path: &Path,
-    names: &[String],
-    layout: &LegendLayout,
-    look: &Look,
-) -> Result<(), VizError> {
-    let (w, _) = area.dim_in_pixel();
-    let gap = look.legend_font as i32 / 2;
-    for (row, (items, &row_w)) in layout.rows.iter().zip(&layout.row_widths).enumerate() {
-        let left = (w as i32 - row_w) / 2;
-        let y = look.pad as i32 + (row as u32 * layout.row_h + layout.row_h / 2) as i32;
-        for &(k, x) in items {
-            let (colour, shape) = class_look(k);
-            let at = (left + x, y);
-            marker(area, path, at, shape, look.legend_radius, colour.filled())?;
-            draw_text(
-                area,
-                path,
-                &names[k],
-                look.legend_font,
-                &BLACK,
-                (at.0 + look.legend_radius + gap, y),
-                (HPos::Left, VPos::Center),
-            )?;
-        }
+        draw_marker(area, path, at, shape, radius, colour.mix(0.75).filled())?;
     }
     Ok(())
 }

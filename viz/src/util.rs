@@ -1,5 +1,5 @@
-//! Shared helpers for the figure modules: error mapping, output checks, font sizing and
-//! grid layout.
+//! Shared helpers for the figure modules: error mapping, text, tick values and labels, and grid
+//! layout.
 
 use crate::VizError;
 use plotters::prelude::*;
@@ -21,21 +21,6 @@ pub(crate) fn invalid(message: impl Into<String>) -> VizError {
     VizError::Invalid(message.into())
 }
 
-/// Rejects output paths the enabled plotters backends cannot write. Only the bitmap backend
-/// is compiled in, so a `.svg` path is refused up front instead of failing after drawing.
-pub(crate) fn check_output(path: &Path) -> Result<(), VizError> {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    if ext.as_deref() == Some("svg") {
-        return Err(invalid(format!(
-            "{}: SVG output is not available (plotters svg_backend is not enabled); use .png",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
 /// Columns and rows of a grid holding `n` panels with at most `columns` per row.
 pub(crate) fn grid_dims(n: usize, columns: usize) -> Result<(usize, usize), VizError> {
     if columns == 0 {
@@ -43,16 +28,6 @@ pub(crate) fn grid_dims(n: usize, columns: usize) -> Result<(usize, usize), VizE
     }
     let cols = columns.min(n).max(1);
     Ok((cols, n.div_ceil(cols)))
-}
-
-/// Font scale for a panel: 1.0 at 400 px on the short side, so text keeps its proportion to
-/// the panel when the figure is resized to the page.
-pub(crate) fn font_scale(panel_size: (u32, u32)) -> f64 {
-    (f64::from(panel_size.0.min(panel_size.1)) / 400.0).clamp(0.6, 4.0)
-}
-
-pub(crate) fn px(size: f64, scale: f64) -> u32 {
-    (size * scale).round().max(1.0) as u32
 }
 
 /// Width and height in pixels of `text` at `size` px (no drawing area needed, so layouts can
@@ -160,36 +135,28 @@ pub(crate) fn fmt_sig3(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-/// Tick label for a value on an axis whose ticks are `step` apart.
+/// Tick label for a value on an axis whose ticks are `step` apart: as many decimals as the step
+/// needs and no more (step 1: "3", 0.25: "0.75", 0.05: "0.45"), scientific notation for very
+/// large or small magnitudes.
 pub(crate) fn fmt_tick(v: f64, step: f64) -> String {
     let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
     let a = v.abs().max(step.abs());
     if a >= 1e5 || (a < 1e-3 && v != 0.0) {
         return format!("{v:.1e}");
     }
-    let decimals = (-step.abs().log10().floor()).max(0.0) as usize;
+    let decimals = (0..10)
+        .find(|&d| {
+            let x = step.abs() * 10f64.powi(d);
+            (x - x.round()).abs() < 1e-6 * x.max(1.0)
+        })
+        .unwrap_or(10) as usize;
     format!("{v:.decimals$}")
 }
 
-/// Axis tick label without float noise: "0" for values within `span * 1e-9` of zero,
-/// otherwise at most 6 decimals with trailing zeros trimmed (scientific notation for very
-/// large or small magnitudes), e.g. -0.2 -> "-0.2", 0.15 -> "0.15".
-pub(crate) fn fmt_axis(v: f64, span: f64) -> String {
-    if v.abs() <= span.abs() * 1e-9 {
-        return "0".into();
-    }
-    let a = v.abs();
-    if !(1e-4..1e6).contains(&a) {
-        return format!("{v:.1e}");
-    }
-    let s = format!("{v:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
-}
-
 /// About `target` evenly spaced "nice" ticks (1, 2, 2.5 or 5 times a power of ten) covering
-/// `lo..=hi`; returns the ticks inside the range and the step.
-pub(crate) fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, f64) {
+/// `lo..=hi`; returns the ticks inside the range and the step. With `integer`, only whole
+/// steps of at least 1 (1, 2, 5, 10, 20, 25, ...), for axes that count (epochs, layers).
+pub(crate) fn nice_ticks(lo: f64, hi: f64, target: usize, integer: bool) -> (Vec<f64>, f64) {
     let span = hi - lo;
     if !(span.is_finite() && span > 0.0) {
         return (vec![lo], 1.0);
@@ -199,9 +166,14 @@ pub(crate) fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, f64) {
     let step = [1.0, 2.0, 2.5, 5.0, 10.0]
         .iter()
         .map(|m| m * mag)
+        .filter(|s| !integer || (*s >= 1.0 && s.fract() == 0.0))
         .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
-    let first = (lo / step).ceil();
+        .unwrap_or(if integer {
+            (10.0 * mag).max(1.0)
+        } else {
+            10.0 * mag
+        });
+    let first = (lo / step - 1e-9).ceil();
     let mut ticks = Vec::new();
     let mut k = first;
     while k * step <= hi + step * 1e-9 {
@@ -209,6 +181,29 @@ pub(crate) fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, f64) {
         k += 1.0;
     }
     (ticks, step)
+}
+
+/// A title without doubled parentheses: adjacent groups are merged, "bottom 50% (reinit)
+/// (seed 1)" becomes "bottom 50% (reinit, seed 1)".
+pub(crate) fn tidy_title(title: &str) -> String {
+    let mut s = title.trim().to_string();
+    while let Some(i) = s.find(") (") {
+        s.replace_range(i..i + 3, ", ");
+    }
+    s
+}
+
+/// Superscript form of an integer exponent, e.g. -4 -> "⁻⁴".
+pub(crate) fn superscript(n: i32) -> String {
+    const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    let mut s = String::new();
+    if n < 0 {
+        s.push('⁻');
+    }
+    for c in n.unsigned_abs().to_string().chars() {
+        s.push(DIGITS[c.to_digit(10).unwrap_or(0) as usize]);
+    }
+    s
 }
 
 #[cfg(test)]
@@ -227,20 +222,46 @@ mod tests {
     }
 
     #[test]
-    fn axis_labels_lose_float_noise() {
-        assert_eq!(fmt_axis(-1e-17, 0.4), "0");
-        assert_eq!(fmt_axis(-0.2, 0.4), "-0.2");
-        assert_eq!(fmt_axis(0.15000000000000002, 0.4), "0.15");
-        assert_eq!(fmt_axis(1000.0, 2000.0), "1000");
+    fn nice_ticks_cover_the_range() {
+        let (t, step) = nice_ticks(0.0, 1.0, 5, false);
+        assert_eq!(step, 0.2);
+        assert_eq!(t.len(), 6);
+        let (t, _) = nice_ticks(0.13, 0.87, 5, false);
+        assert!(t.iter().all(|v| (0.13..=0.87).contains(v)));
     }
 
     #[test]
-    fn nice_ticks_cover_the_range() {
-        let (t, step) = nice_ticks(0.0, 1.0, 5);
-        assert_eq!(step, 0.2);
-        assert_eq!(t.len(), 6);
-        let (t, _) = nice_ticks(0.13, 0.87, 5);
-        assert!(t.iter().all(|v| (0.13..=0.87).contains(v)));
+    fn integer_ticks_are_whole() {
+        // Epochs 1..6 padded: ticks 1, 2, ..., 6, never 1.5.
+        let (t, step) = nice_ticks(0.75, 6.25, 8, true);
+        assert_eq!(step, 1.0);
+        assert_eq!(t, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let (_, step) = nice_ticks(-5.0, 105.0, 5, true);
+        assert_eq!(step, 25.0);
+        // A one-epoch axis still gets a whole tick.
+        let (t, _) = nice_ticks(0.5, 1.5, 5, true);
+        assert_eq!(t, vec![1.0]);
+    }
+
+    #[test]
+    fn tick_labels_have_the_decimals_the_step_needs() {
+        assert_eq!(fmt_tick(3.0, 1.0), "3");
+        assert_eq!(fmt_tick(50.0, 25.0), "50");
+        assert_eq!(fmt_tick(0.75, 0.25), "0.75");
+        assert_eq!(fmt_tick(0.5, 0.25), "0.50");
+        assert_eq!(fmt_tick(0.45, 0.05), "0.45");
+        assert_eq!(fmt_tick(0.6000000000000001, 0.2), "0.6");
+        assert_eq!(fmt_tick(-1e-17, 0.2), "0.0");
+    }
+
+    #[test]
+    fn doubled_parentheses_merge() {
+        assert_eq!(
+            tidy_title("bottom 50% (reinit) (seed 1)"),
+            "bottom 50% (reinit, seed 1)"
+        );
+        assert_eq!(tidy_title("0% (clean)"), "0% (clean)");
+        assert_eq!(tidy_title("a (b) (c) (d)"), "a (b, c, d)");
     }
 
     #[test]

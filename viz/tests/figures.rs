@@ -147,6 +147,7 @@ fn hist_panel(title: &str) -> HistPanel {
                 edges,
             },
         ],
+        ..Default::default()
     }
 }
 
@@ -158,11 +159,26 @@ fn histogram_panels_write_the_asked_size() {
         .iter()
         .map(|t| hist_panel(t))
         .collect();
+    // The panels share their series: one legend strip under the grid of 3 x 2 panels.
     histogram_panels(&path, &panels, 3, (400, 300)).unwrap();
-    assert_eq!(png_size(&path), (1200, 600));
+    let (w, h) = png_size(&path);
+    assert_eq!(
+        (w, h),
+        histogram_panels_size(&panels, 3, (400, 300)).unwrap()
+    );
+    assert_eq!(w, 1200);
+    assert!(h > 600 && h < 600 + 80, "height {h}");
     histogram_panels(&path, &panels[..1], 3, (400, 300)).unwrap();
-    assert_eq!(png_size(&path), (400, 300));
-    // All-zero and single-bin series still draw (at the log floor).
+    assert_eq!(
+        png_size(&path),
+        histogram_panels_size(&panels[..1], 3, (400, 300)).unwrap()
+    );
+    // A single series needs no legend: exactly the panel grid.
+    let mut single = panels[0].clone();
+    single.series.truncate(1);
+    histogram_panels(&path, &[single.clone(), single], 2, (400, 300)).unwrap();
+    assert_eq!(png_size(&path), (800, 300));
+    // All-zero and single-bin series still draw (the empty one draws nothing).
     let zeros = HistPanel {
         title: "empty".into(),
         x_label: "x".into(),
@@ -178,9 +194,13 @@ fn histogram_panels_write_the_asked_size() {
                 counts: vec![1],
             },
         ],
+        ..Default::default()
     };
-    histogram_panels(&path, &[zeros], 1, (300, 240)).unwrap();
-    assert_eq!(png_size(&path), (300, 240));
+    histogram_panels(&path, std::slice::from_ref(&zeros), 1, (300, 240)).unwrap();
+    assert_eq!(
+        png_size(&path),
+        histogram_panels_size(&[zeros], 1, (300, 240)).unwrap()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -1,6 +1,6 @@
 //! `heal tsne`'s figures: 2-D maps of embedding sets (PCA, then t-SNE), one PNG per input or the
 //! paper's Figure 1 as a grid of panels, each with the scores that back the picture, and beside
-//! every PNG its coordinates (CSV) and scores (JSON).
+//! every PNG its SVG, its coordinates (CSV) and scores (JSON).
 
 use super::{embed_2d_with_progress, TsneParams};
 use crate::analysis::geometry::{self, ClusterScores};
@@ -78,6 +78,9 @@ impl FigureRequest {
         if self.panel && self.out.is_none() {
             return Err(user("--panel draws one figure: give --out FILE.png"));
         }
+        if let Some(out) = &self.out {
+            viz::svg_path(out).map_err(|e| user(format!("--out: {e}")))?;
+        }
         Ok(())
     }
 }
@@ -96,6 +99,8 @@ pub struct MapScores {
 #[derive(Clone, Debug)]
 pub struct FigureFiles {
     pub png: PathBuf,
+    /// The same figure as SVG.
+    pub svg: PathBuf,
     /// `<png stem>.csv`: input, title, layer, id, label, x, y of every point.
     pub csv: PathBuf,
     /// `<png stem>.json`: the t-SNE parameters and each map's scores.
@@ -156,8 +161,8 @@ pub fn draw(req: &FigureRequest, log: &mut dyn FnMut(&str)) -> Result<Figures> {
         let written = sidecars(out);
         write_csv(&written.csv, &refs)?;
         write_scores(&written.json, &refs, &req.params, req.k)?;
-        viz::scatter_grid(out, &panels, &class_names, columns, (460, 420))?;
-        log(&format!("t-SNE panels: {}", out.display()));
+        viz::scatter_grid(out, &panels, &class_names, columns, panel_size(columns))?;
+        log(&format!("t-SNE panels: {} (and .svg)", out.display()));
         files.push(written);
     } else {
         for (m, t) in &maps {
@@ -171,9 +176,9 @@ pub fn draw(req: &FigureRequest, log: &mut dyn FnMut(&str)) -> Result<Figures> {
                 &[panel(m, t.clone(), req.k)],
                 &class_names,
                 1,
-                (560, 520),
+                panel_size(1),
             )?;
-            log(&format!("t-SNE: {}", out.display()));
+            log(&format!("t-SNE: {} (and .svg)", out.display()));
             files.push(written);
         }
     }
@@ -261,9 +266,17 @@ fn panel(map: &Map, title: String, k: usize) -> viz::ScatterPanel {
     }
 }
 
+/// Pixel size of each panel: `columns` panels across a page, a single map a column wide; the
+/// maps square, with room for the title and the scores.
+fn panel_size(columns: usize) -> (u32, u32) {
+    let w = (viz::PAGE_WIDTH / columns.max(1) as u32).min(viz::COLUMN_WIDTH);
+    (w, w + 50)
+}
+
 fn sidecars(png: &Path) -> FigureFiles {
     FigureFiles {
         png: png.to_path_buf(),
+        svg: png.with_extension("svg"),
         csv: png.with_extension("csv"),
         json: png.with_extension("json"),
     }

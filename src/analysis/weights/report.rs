@@ -1,6 +1,6 @@
 //! Everything `heal weights` writes: stats.csv, histograms.png + .csv, and with two checkpoints
 //! changes.csv, modules.csv, layers.csv, change_heatmap.png (start_heatmap.png with a start),
-//! summary.json; and the summary it prints.
+//! summary.json; and the summary it prints. Every PNG has its SVG beside it.
 
 use super::{
     by_layer, by_module, compare, histograms, ChangeSums, Comparison, GroupHistogram, TensorStats,
@@ -178,10 +178,18 @@ fn write_histograms(
                     counts: counts.clone(),
                 })
                 .collect(),
+            ..Default::default()
         });
     }
     fsio::write_atomic(&dir.join("histograms.csv"), &w.into_inner()?)?;
-    viz::histogram_panels(&dir.join("histograms.png"), &panels, 4, (420, 300))?;
+    // Three groups across a page (room for titles such as "LayerNorm γ (incl. embeddings)"),
+    // one legend for all: every panel shows the same checkpoints.
+    viz::histogram_panels(
+        &dir.join("histograms.png"),
+        &panels,
+        3,
+        (viz::PAGE_WIDTH / 3, 300),
+    )?;
     Ok(())
 }
 
