@@ -20,6 +20,7 @@ pub mod model;
 pub mod npy;
 pub mod progress;
 pub mod run_dir;
+pub mod stats;
 pub mod string_serde;
 pub mod sweep;
 pub mod tensorboard;

@@ -182,7 +182,10 @@ mod tests {
     fn incomplete_beta_matches_scipy() {
         for (a, b, x, want) in BETAINC {
             let got = incomplete_beta(a, b, x);
-            assert!((got - want).abs() < 1e-13, "I_{x}({a}, {b}) = {got}, scipy {want}");
+            assert!(
+                (got - want).abs() < 1e-13,
+                "I_{x}({a}, {b}) = {got}, scipy {want}"
+            );
         }
         assert_eq!(incomplete_beta(2.0, 3.0, 0.0), 0.0);
         assert_eq!(incomplete_beta(2.0, 3.0, 1.0), 1.0);
@@ -193,7 +196,10 @@ mod tests {
     fn t_cdf_matches_scipy() {
         for (t, df, want) in T_CDF {
             let got = student_t_cdf(t, df);
-            assert!((got - want).abs() < 1e-13, "t {t} df {df}: {got}, scipy {want}");
+            assert!(
+                (got - want).abs() < 1e-13,
+                "t {t} df {df}: {got}, scipy {want}"
+            );
         }
         assert_eq!(student_t_cdf(f64::INFINITY, 3.0), 1.0);
         assert_eq!(student_t_cdf(f64::NEG_INFINITY, 3.0), 0.0);
