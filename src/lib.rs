@@ -7,6 +7,7 @@
 //! configs defined here. Nothing here calls Python. ARCHITECTURE.md is the map.
 
 pub mod analysis;
+pub mod artefacts;
 pub mod corrupt;
 pub mod data;
 pub mod defaults;
