@@ -217,7 +217,7 @@ fn layer_figures(
         .iter()
         .filter(|(s, _)| s.corrupt() != "none")
         .collect();
-    let cka_caption = "Linear CKA of each layer's pooled vectors (best epoch) to the same layer of the clean run, on the same evaluation examples: rows are layers (0 = embedding output), columns the corrupted settings. 1 = the same representation up to rotation and scale.".to_string();
+    let cka_caption = "Linear CKA of each layer's pooled vectors (best epoch) to the same layer of the clean run, on the same evaluation examples: rows are layers (0 = embedding output), columns the corrupted settings. 1 = the same representation up to rotation and scale. Hatched: undefined, where a layer's vectors do not vary over examples (layer 0 under CLS pooling: every example starts with the same [CLS] embedding).".to_string();
     if corrupted.iter().any(|(_, g)| g.cka.is_some()) {
         let name = format!("{}-cka.png", section.slug());
         let map = viz::Heatmap {
@@ -251,32 +251,35 @@ fn layer_figures(
                 .into(),
         });
     }
-    let sep_caption = "Separation ratio (mean distance between examples of different classes over the mean within a class; higher = classes further apart) of each layer's pooled vectors at the best epoch, per setting.".to_string();
-    if shown.is_empty() {
+    let sep_caption = "Separation ratio (mean distance between examples of different classes over the mean within a class; higher = classes further apart) of each layer's pooled vectors at the best epoch, per setting. Undefined (left out, — in the table) where a layer's vectors do not vary over examples, as layer 0 under CLS pooling.".to_string();
+    let name = format!("{}-separation.png", section.slug());
+    let series: Vec<viz::Series> = shown
+        .iter()
+        .map(|(s, g)| viz::Series {
+            name: setting_title(s),
+            points: g
+                .separation
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(l, v)| (l as f64, *v))
+                .collect(),
+            ..Default::default()
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    if series.is_empty() {
         blocks.push(Block::Missing {
             caption: sep_caption,
-            why: "no artefacts".into(),
+            why: "no artefacts, or no layer with a defined separation".into(),
         });
         return Ok(blocks);
     }
-    let name = format!("{}-separation.png", section.slug());
     let panel = viz::Panel {
         title: "separation ratio per layer".into(),
         x_label: "layer".into(),
         y_label: "separation ratio".into(),
-        series: shown
-            .iter()
-            .map(|(s, g)| viz::Series {
-                name: setting_title(s),
-                points: g
-                    .separation
-                    .iter()
-                    .enumerate()
-                    .map(|(l, v)| (l as f64, *v))
-                    .collect(),
-                ..Default::default()
-            })
-            .collect(),
+        series,
         ..Default::default()
     };
     viz::line_panels(&dir.join(&name), &[panel], (560, 400)).map_err(draw_err(&name))?;
@@ -295,6 +298,7 @@ fn layer_figures(
                 row.extend(shown.iter().map(|(_, g)| {
                     g.separation
                         .get(l)
+                        .filter(|v| v.is_finite())
                         .map_or("—".into(), |v| format!("{v:.3}"))
                 }));
                 row
