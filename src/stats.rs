@@ -91,7 +91,7 @@ pub fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
 
 /// P(T <= t) for Student's t distribution with `df` degrees of freedom (scipy.stats.t.cdf).
 pub fn student_t_cdf(t: f64, df: f64) -> f64 {
-    if t.is_nan() || !(df > 0.0) {
+    if t.is_nan() || df.is_nan() || df <= 0.0 {
         return f64::NAN;
     }
     if t.is_infinite() {

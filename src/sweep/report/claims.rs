@@ -309,7 +309,7 @@ fn bottom_below_top(section: &Section) -> BottomBelowTop {
         let LayerSpec::Bottom(amount) = &bottom.spec else {
             continue;
         };
-        let Some(top) = section.setting(&LayerSpec::Top(amount.clone())) else {
+        let Some(top) = section.setting(&LayerSpec::Top(*amount)) else {
             continue;
         };
         let p = pairs(bottom, top);
