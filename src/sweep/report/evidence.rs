@@ -65,14 +65,19 @@ pub(super) fn blocks(c: &SectionClaims) -> Vec<Block> {
         "Every corrupted setting scores below clean",
         b.verdict,
     ));
-    if let Some(clean) = &b.clean {
-        out.push(Block::Paragraph(vec![text(format!(
-            "Clean: {} ± {} over {} seed(s). Spread: the sample sd over seeds of (setting − clean), paired by seed.",
-            x100(clean.mean),
-            x100(clean.std),
-            clean.runs
-        ))]));
-    }
+    let clean = match &b.clean {
+        Some(c) => match (c.mean, c.std) {
+            (Some(_), Some(_)) => {
+                format!("{} ± {} over {} seeds", x100(c.mean), x100(c.std), c.runs)
+            }
+            (Some(_), None) => format!("{} (one seed)", x100(c.mean)),
+            (None, _) => "no ok run".into(),
+        },
+        None => "not in the sweep".into(),
+    };
+    out.push(Block::Paragraph(vec![text(format!(
+        "Clean: {clean}. Spread: the sample sd over seeds of (setting − clean), paired by seed."
+    ))]));
     out.push(Block::Table(
         header(&[
             "setting",
