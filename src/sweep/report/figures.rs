@@ -11,8 +11,9 @@ use super::document::Block;
 use super::index::FIGURES;
 use super::representations::{geometries, tsne_params, Geometry, KNN_K};
 use super::section::{Section, Setting};
+use super::status_name;
 use crate::run_dir::analysis::AnalysisWeights;
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, Status};
 use crate::sweep::slug;
 use std::path::Path;
 
@@ -75,10 +76,16 @@ fn figure_one(
             Ok(g) => panels.push(viz::ScatterPanel {
                 title: setting_title(s),
                 footer: format!(
-                    "silhouette {:.2} · {KNN_K}-NN acc {:.3} · F1 {:.1}",
+                    "silhouette {:.2} · {KNN_K}-NN acc {:.3} · F1 {}",
                     g.map_scores.silhouette,
                     g.map_scores.knn,
-                    s.shown().map_or(f64::NAN, |r| r.score * 100.0)
+                    s.shown.as_ref().map_or_else(String::new, |r| {
+                        let f1 = r.score.map_or("—".into(), |v| format!("{:.1}", v * 100.0));
+                        match r.status {
+                            Status::Ok => f1,
+                            st => format!("{f1} ({})", status_name(st)),
+                        }
+                    })
                 ),
                 points: g.map.clone(),
                 classes: g.classes.clone(),
@@ -99,7 +106,7 @@ fn figure_one(
     let (n, layer) = (first.classes.len(), first.layer);
     let p = tsne_params(n);
     let mut caption = format!(
-        "t-SNE of the final layer (best.layer.{layer}, the model at its best epoch, pooled as the run pools) of the same {n} evaluation examples per corruption setting, in the order 0%, each level top then bottom, 100%. Each panel is the first seed with an ok run at the setting's chosen learning rate; every map uses the same t-SNE parameters (perplexity {}, {} iterations, seed {}, PCA to {} dimensions first). Under each panel: the silhouette and {KNN_K}-NN accuracy of the 2-D map, and the run's weighted F1 x 100.",
+        "t-SNE of the final layer (best.layer.{layer}, the model at its best epoch, pooled as the run pools) of the same {n} evaluation examples per corruption setting, in the order 0%, each level top then bottom, 100%. Each panel is the first seed at the setting's chosen learning rate (an ok run where there is one; a collapsed, diverged or failed run is marked under its panel); every map uses the same t-SNE parameters (perplexity {}, {} iterations, seed {}, PCA to {} dimensions first). Under each panel: the silhouette and {KNN_K}-NN accuracy of the 2-D map, and the run's weighted F1 x 100.",
         p.perplexity, p.iterations, p.seed, p.pca_dims
     );
     if !missing.is_empty() {
@@ -132,10 +139,10 @@ fn weight_histograms(section: &Section, dir: &Path) -> anyhow::Result<Vec<Block>
         let mut caption = format!(
             "{title}: weight magnitudes |w| per module group, on log-spaced bins shared by every cell of the model (x: log10 |w|; y: count, log scale): pretrained, corrupted (after the damage, before training) and healed (best epoch) weights."
         );
-        let Some(run) = s.shown() else {
+        let Some(run) = &s.shown else {
             blocks.push(Block::Missing {
                 caption,
-                why: "no ok run at the chosen learning rate".into(),
+                why: "no finished run".into(),
             });
             continue;
         };
@@ -178,7 +185,7 @@ fn weight_histograms(section: &Section, dir: &Path) -> anyhow::Result<Vec<Block>
             continue;
         }
         let below: u64 = weights.histograms.iter().map(|h| h.healed.below).sum();
-        caption.push_str(&format!(" Run {} (seed {}); {below} healed weights lie below the first edge (zeros included) and are not drawn.", run.cell, run.seed));
+        caption.push_str(&format!(" Run {} ({}); {below} healed weights lie below the first edge (zeros included) and are not drawn.", run.cell, run.describe()));
         let name = format!("{}-weights-{}.png", section.slug(), slug(s.corrupt()));
         viz::histogram_panels(&dir.join(&name), &panels, 4, (400, 300)).map_err(draw_err(&name))?;
         blocks.push(figure(

@@ -53,8 +53,9 @@ fn best_layers(v: &AnalysisVectors) -> Vec<Array2<f64>> {
 /// The shown run's vectors, or why there are none.
 fn read(setting: &Setting) -> Result<(String, AnalysisVectors), String> {
     let run = setting
-        .shown()
-        .ok_or_else(|| "no ok run at the chosen learning rate".to_string())?;
+        .shown
+        .as_ref()
+        .ok_or_else(|| "no finished run".to_string())?;
     let path = RunDir::at(&run.dir).analysis_vectors();
     if !path.is_file() {
         return Err(format!("no artefacts ({} has no analysis/)", run.cell));

@@ -17,8 +17,28 @@ pub(super) struct SeedRun {
     pub(super) score: f64,
     /// The cell's name under SWEEP/cells/.
     pub(super) cell: String,
-    pub(super) dir: PathBuf,
     pub(super) undertrained: bool,
+}
+
+/// The run a setting's figures show.
+#[derive(Debug, Clone)]
+pub(super) struct Shown {
+    pub(super) seed: u64,
+    pub(super) cell: String,
+    pub(super) dir: PathBuf,
+    pub(super) status: Status,
+    /// The reported weighted F1, when the run has one.
+    pub(super) score: Option<f64>,
+}
+
+impl Shown {
+    /// "seed 1", or "seed 1, collapsed" for a flagged run.
+    pub(super) fn describe(&self) -> String {
+        match self.status {
+            Status::Ok => format!("seed {}", self.seed),
+            s => format!("seed {}, {}", self.seed, super::status_name(s)),
+        }
+    }
 }
 
 /// One corruption setting of a section at its chosen learning rate.
@@ -29,16 +49,14 @@ pub(super) struct Setting {
     pub(super) aggregate: Aggregate,
     /// The ok runs at the chosen rate, by seed.
     pub(super) runs: Vec<SeedRun>,
+    /// The first seed at the chosen rate (an ok run where there is one); with no chosen rate
+    /// (no ok run at any), the first finished run.
+    pub(super) shown: Option<Shown>,
 }
 
 impl Setting {
     pub(super) fn corrupt(&self) -> &str {
         &self.aggregate.corrupt
-    }
-
-    /// The run the figures show: the first seed with an ok run at the chosen rate.
-    pub(super) fn shown(&self) -> Option<&SeedRun> {
-        self.runs.first()
     }
 
     pub(super) fn scores(&self) -> Vec<f64> {
@@ -163,28 +181,44 @@ pub(super) fn sections(outcomes: &[Outcome], aggregates: &[Aggregate]) -> Vec<Se
                         .iter()
                         .find(|o| o.cell.config.corrupt.to_string() == a.corrupt)?;
                     let lr = a.lr.map(|l| format!("{l:e}"));
-                    let mut runs: Vec<SeedRun> = mine
+                    let at_rate: Vec<&&Outcome> = mine
                         .iter()
                         .filter(|o| o.cell.config.corrupt.to_string() == a.corrupt)
                         .filter(|o| {
-                            lr.as_deref() == Some(format!("{:e}", o.cell.config.lr).as_str())
+                            lr.is_none()
+                                || lr.as_deref() == Some(format!("{:e}", o.cell.config.lr).as_str())
                         })
+                        .collect();
+                    let mut runs: Vec<SeedRun> = at_rate
+                        .iter()
                         .filter(|o| o.status == Some(Status::Ok))
                         .filter_map(|o| {
                             Some(SeedRun {
                                 seed: o.cell.config.seed,
                                 score: o.score?,
                                 cell: o.cell.name.clone(),
-                                dir: o.cell.config.out.clone(),
                                 undertrained: o.possibly_undertrained(),
                             })
                         })
                         .collect();
                     runs.sort_by_key(|r| r.seed);
+                    // Ok runs first, then by seed; the plan's order breaks ties across rates.
+                    let shown = at_rate
+                        .iter()
+                        .filter_map(|o| o.status.map(|s| (s, o)))
+                        .min_by_key(|(s, o)| (*s != Status::Ok, o.cell.config.seed))
+                        .map(|(status, o)| Shown {
+                            seed: o.cell.config.seed,
+                            cell: o.cell.name.clone(),
+                            dir: o.cell.config.out.clone(),
+                            status,
+                            score: o.score,
+                        });
                     Some(Setting {
                         spec: first.cell.config.corrupt.clone(),
                         aggregate: a.clone(),
                         runs,
+                        shown,
                     })
                 })
                 .collect();
