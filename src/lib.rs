@@ -7,6 +7,7 @@
 //! configs defined here. Nothing here calls Python. ARCHITECTURE.md is the map.
 
 pub mod analysis;
+pub mod artefacts;
 pub mod corrupt;
 pub mod data;
 pub mod defaults;
@@ -21,6 +22,7 @@ pub mod model;
 pub mod npy;
 pub mod progress;
 pub mod run_dir;
+pub mod stats;
 pub mod string_serde;
 pub mod sweep;
 pub mod tensorboard;

@@ -94,7 +94,8 @@ fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// metrics.jsonl, result.json and the best checkpoint of `b` equal `a`'s; no state is left.
+/// metrics.jsonl, result.json, the best checkpoint and the analysis artefacts of `b` equal
+/// `a`'s; no state is left.
 fn assert_same_run(a: &Path, b: &Path) {
     let (ma, mb) = (
         json_lines(&a.join("metrics.jsonl")),
@@ -112,6 +113,15 @@ fn assert_same_run(a: &Path, b: &Path) {
     assert_eq!(result(a), result(b));
     let weights = |d: &Path| std::fs::read(d.join("checkpoint/model.safetensors")).unwrap();
     assert!(weights(a) == weights(b), "best checkpoints differ");
+    // The analysis artefacts too: a resumed run makes its start again while it prepares.
+    let (ra, rb) = (heal::run_dir::RunDir::at(a), heal::run_dir::RunDir::at(b));
+    for (fa, fb) in [
+        (ra.analysis_vectors(), rb.analysis_vectors()),
+        (ra.analysis_weights(), rb.analysis_weights()),
+    ] {
+        let same = std::fs::read(&fa).unwrap() == std::fs::read(&fb).unwrap();
+        assert!(same, "{} differs", fa.display());
+    }
     assert!(!b.join("resume").exists(), "the resume state is removed");
 }
 

@@ -1,4 +1,4 @@
-//! `heal report`: tables and charts from a sweep directory.
+//! `heal report`: the study (index.html), tables and charts from a sweep directory.
 
 use clap::Args;
 use heal::sweep::report::{self, Protocol};
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Example:
-  heal report runs/sweep-cpu                    # report.md, report.csv, f1-vs-corruption-*.png
+  heal report runs/sweep-cpu                    # index.html (the study), report.md, runs.csv, ...
   heal report runs/sweep-cpu --select validation")]
 pub struct ReportArgs {
     /// The sweep directory (with plan.json and cells/), as written by `heal sweep`, by any

@@ -103,6 +103,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             finished,
             args.out.join(sweep::PLAN_JSON).display()
         );
+        println!("{}", sweep::estimate_disk(&plan));
         return Ok(());
     }
     if args.slurm {

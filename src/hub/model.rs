@@ -53,6 +53,21 @@ pub fn resolve(name: &str, revision: Option<&str>) -> anyhow::Result<PathBuf> {
     fetch(name, Some(revision))
 }
 
+/// The config.json `name` means, found without downloading anything: in a folder, in the
+/// embedded `minilm-l6`, or in the HF cache's snapshot of a hub id (weights or not). None when
+/// it is not here.
+pub fn local_config(name: &str, revision: Option<&str>) -> Option<PathBuf> {
+    let dir = if Path::new(name).is_dir() || name == defaults::MINILM_L6 {
+        resolve(name, revision).ok()?
+    } else if is_hub_id(name) {
+        let repo = RepoCache::model(&cache_dir(), name);
+        repo.snapshot(&repo.commit_for(revision.unwrap_or(DEFAULT_REVISION))?)
+    } else {
+        return None;
+    };
+    Some(dir.join("config.json")).filter(|c| c.is_file())
+}
+
 /// A cache repository folder given as a path (`.../models--org--name`): its snapshot at
 /// `revision` (default main).
 fn repo_folder_snapshot(path: &Path, revision: Option<&str>) -> Option<PathBuf> {

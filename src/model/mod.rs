@@ -6,6 +6,7 @@ pub mod dropout;
 pub mod encoder;
 pub mod head;
 pub mod layout;
+pub mod place;
 pub mod precision;
 pub mod tokenizer;
 

@@ -8,6 +8,9 @@
 //!   checkpoint/             the best epoch's model as an HF folder (--save-checkpoint best)
 //!   checkpoint-corrupted/   the damaged start as an HF folder (--save-checkpoint corrupted)
 //!   embeddings/<stage>/     pooled vectors per layer (--dump-embeddings; format in embeddings.rs)
+//!   analysis/               the study's compact artefacts (--analysis-examples; analysis.rs):
+//!     vectors.safetensors   a fixed sample's pooled vectors per layer, float16
+//!     weights.json          per-tensor statistics and |w| histograms, pretrained/corrupted/healed
 //!   events.out.tfevents.*   TensorBoard's event file: scalars and hyper-parameters (events.rs)
 //!   resume/                 the loop's state after the last finished epoch, for --resume
 //!   projector_config.pbtxt  TensorBoard's projector: the last dumped stage's layers
@@ -17,6 +20,7 @@
 //!
 //! Every path to an entry is a method here; nothing else spells the names.
 
+pub mod analysis;
 pub mod embeddings;
 pub mod events;
 mod records;
@@ -40,6 +44,9 @@ const RESULT_JSON: &str = "result.json";
 const CHECKPOINT: &str = "checkpoint";
 const CHECKPOINT_CORRUPTED: &str = "checkpoint-corrupted";
 const EMBEDDINGS: &str = "embeddings";
+const ANALYSIS: &str = "analysis";
+const ANALYSIS_VECTORS: &str = "vectors.safetensors";
+const ANALYSIS_WEIGHTS: &str = "weights.json";
 const CURVES_PNG: &str = "curves.png";
 const WEIGHTS: &str = "weights";
 const RESUME: &str = "resume";
@@ -97,6 +104,8 @@ impl RunDir {
             let _ = std::fs::remove_file(run.projector_config());
             // Another run's state would be resumed if this one were killed in its first epoch.
             let _ = std::fs::remove_dir_all(run.resume_state());
+            // A failed run writes no artefacts: none of the old run's may stay to stand for it.
+            let _ = std::fs::remove_dir_all(run.analysis_dir());
         }
         std::fs::create_dir_all(path).map_err(|e| {
             user(format!(
@@ -135,6 +144,21 @@ impl RunDir {
     /// The folder that holds every stage's embeddings.
     pub fn embeddings_root(&self) -> PathBuf {
         self.path.join(EMBEDDINGS)
+    }
+
+    /// The study's compact artefacts (see [`analysis`]).
+    pub fn analysis_dir(&self) -> PathBuf {
+        self.path.join(ANALYSIS)
+    }
+
+    /// analysis/vectors.safetensors ([`analysis::AnalysisVectors`]).
+    pub fn analysis_vectors(&self) -> PathBuf {
+        self.analysis_dir().join(ANALYSIS_VECTORS)
+    }
+
+    /// analysis/weights.json ([`analysis::AnalysisWeights`]).
+    pub fn analysis_weights(&self) -> PathBuf {
+        self.analysis_dir().join(ANALYSIS_WEIGHTS)
     }
 
     /// A new TensorBoard event file, named as TensorFlow names them

@@ -7,6 +7,7 @@
 //! `plan.json` is the manifest of cells: `heal sweep --cell I` (one Slurm array task) runs
 //! cell I of it, `heal sweep --status` and `heal report` read it.
 
+mod disk;
 mod grid;
 mod plan;
 pub mod report;
@@ -14,6 +15,7 @@ mod run;
 mod slurm;
 mod status;
 
+pub use disk::{estimate_disk, DiskEstimate, ModelShape};
 pub use grid::{Axes, DatasetEntry, GridFile};
 pub use plan::{Cell, Plan, CELLS_DIR, PLAN_JSON};
 pub use run::{is_finished, run_all, run_cell};

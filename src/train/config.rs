@@ -96,6 +96,9 @@ pub struct FinetuneConfig {
     /// Keep the resume state (RUN/resume/) when the run ends.
     #[serde(default)]
     pub keep_resume_state: bool,
+    /// Evaluation examples in the sample of RUN/analysis/; 0: no artefacts.
+    #[serde(default = "analysis_examples")]
+    pub analysis_examples: usize,
 }
 
 /// Declaration order is the order of a stage list (`corrupted,best`).
@@ -136,6 +139,14 @@ impl FinetuneConfig {
 
     pub fn saves(&self, stage: CheckpointStage) -> bool {
         self.save_checkpoint.contains(&stage)
+    }
+
+    /// Whether the loop copies the weights at each new best epoch, for what is written from
+    /// them at the end (a checkpoint, embeddings, the analysis artefacts).
+    pub fn keeps_best_weights(&self) -> bool {
+        self.saves(CheckpointStage::Best)
+            || self.dumps(EmbeddingStage::Best)
+            || self.analysis_examples > 0
     }
 
     /// The options that resolve to this config again, every one set except `overwrite`: a
@@ -194,6 +205,7 @@ impl FinetuneConfig {
             log_every: Some(self.log_every),
             keep_resume_state: Some(self.keep_resume_state),
             early_stopping: Some(self.early_stopping.unwrap_or(0)),
+            analysis_examples: Some(self.analysis_examples),
         }
     }
 }
@@ -247,6 +259,10 @@ fn yes() -> bool {
 
 fn log_every() -> usize {
     super::options::defaults::LOG_EVERY
+}
+
+fn analysis_examples() -> usize {
+    super::options::defaults::ANALYSIS_EXAMPLES
 }
 
 fn one() -> usize {
@@ -304,6 +320,7 @@ mod tests {
             early_stopping: Some(2),
             log_every: Some(5),
             keep_resume_state: Some(true),
+            analysis_examples: Some(500),
         };
         let plain = FinetuneOptions {
             out,

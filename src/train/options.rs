@@ -36,6 +36,10 @@ pub mod defaults {
     pub const EARLY_STOPPING: Option<usize> = None;
     pub const GRADIENT_ACCUMULATION_STEPS: usize = 1;
     pub const LOG_EVERY: usize = 10;
+    /// The study's artefacts (RUN/analysis/) on a sample of this many evaluation examples.
+    pub const ANALYSIS_EXAMPLES: usize = 2000;
+    /// The most --analysis-examples takes: BERT-Base's vectors are 20 kB per example.
+    pub const MAX_ANALYSIS_EXAMPLES: usize = 100_000;
 }
 
 /// Every option is optional here: a flag wins over the TOML file, the TOML file over the
@@ -192,6 +196,11 @@ pub struct FinetuneOptions {
     /// Keep RUN/resume/ (the last epoch's training state, for --resume) when the run ends.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub keep_resume_state: Option<bool>,
+    /// Keep the study's compact artefacts in <out>/analysis/ (every layer's pooled vectors of a
+    /// fixed stratified sample of this many evaluation examples, float16, and weight statistics
+    /// and histograms), so that `heal report` needs no checkpoint; 0 writes none. [default: 2000]
+    #[arg(long, value_name = "N")]
+    pub analysis_examples: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -245,7 +254,8 @@ impl FinetuneOptions {
             early_stopping,
             gradient_accumulation_steps,
             log_every,
-            keep_resume_state
+            keep_resume_state,
+            analysis_examples
         )
     }
 
@@ -321,6 +331,9 @@ impl FinetuneOptions {
                 .filter(|&n| n > 0),
             log_every: self.log_every.unwrap_or(defaults::LOG_EVERY),
             keep_resume_state: self.keep_resume_state.unwrap_or(false),
+            analysis_examples: self
+                .analysis_examples
+                .unwrap_or(defaults::ANALYSIS_EXAMPLES),
         };
         check(&cfg)?;
         Ok(cfg)
@@ -388,6 +401,13 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
         return Err(user(
             "--max-train-examples 0: give a positive number".to_string(),
         ));
+    }
+    if cfg.analysis_examples > defaults::MAX_ANALYSIS_EXAMPLES {
+        return Err(user(format!(
+            "--analysis-examples {}: at most {} (0 turns the artefacts off)",
+            cfg.analysis_examples,
+            defaults::MAX_ANALYSIS_EXAMPLES
+        )));
     }
     if !(cfg.collapse_threshold > 0.0 && cfg.collapse_threshold <= 1.0) {
         return Err(user(format!(

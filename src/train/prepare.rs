@@ -5,6 +5,7 @@
 use super::config::{EmbeddingStage, FinetuneConfig};
 use super::task_cache;
 use super::trainable::{self, Trainable};
+use crate::artefacts;
 use crate::corrupt::{self, CorruptionReport};
 use crate::data::batching::Tokenized;
 use crate::data::{EvalSource, TaskData};
@@ -37,6 +38,8 @@ pub(super) struct Prepared {
     pub trainable: Trainable,
     /// Pooled vectors of the evaluation split taken before training (pretrained, corrupted).
     pub early_embeddings: Vec<(EmbeddingStage, Vec<(usize, Tensor)>)>,
+    /// What RUN/analysis/ needs from before training (with --analysis-examples > 0).
+    pub artefacts: Option<artefacts::Start>,
     pub prepare_seconds: f64,
 }
 
@@ -80,12 +83,27 @@ pub(super) fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         |stage: EmbeddingStage| cfg.dumps(stage).then(|| stage_vectors(cfg, &model, &eval));
     let pretrained_embeddings = stage_embeddings(EmbeddingStage::Pretrained);
     let corruption_cfg = cfg.corruption();
+    let mut artefacts = (cfg.analysis_examples > 0)
+        .then(|| {
+            artefacts::Start::before_damage(
+                &model,
+                &eval,
+                cfg.analysis_examples,
+                cfg.eval_batch_size,
+                &load_report.initialised,
+                corruption_cfg.is_none(),
+            )
+        })
+        .transpose()?;
     let corruption = if corruption_cfg.is_none() {
         None
     } else {
         let report = corrupt::corrupt(&corruption_cfg, &model.config, &model.vs.variables())?;
         for line in corrupt::format_report(&report).lines() {
             log::info!("{line}");
+        }
+        if let Some(a) = artefacts.as_mut() {
+            a.after_damage(&model)?;
         }
         Some(report)
     };
@@ -115,6 +133,7 @@ pub(super) fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         .into_iter()
         .flatten()
         .collect(),
+        artefacts,
         prepare_seconds: start.elapsed().as_secs_f64(),
     })
 }

@@ -219,6 +219,9 @@ fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
     if cfg.dumps(EmbeddingStage::Best) && !epochs.is_empty() {
         super::prepare::dump_embeddings(cfg, &p, &run, EmbeddingStage::Best)?;
     }
+    if let Some(start) = p.artefacts.as_ref().filter(|_| !epochs.is_empty()) {
+        start.write(&run, &p.model)?;
+    }
     let (status, reason) = match (status, best) {
         (Status::Ok, Some(b)) if b.collapsed => (
             Status::Collapsed,
@@ -415,7 +418,7 @@ fn train_loop(
         if record.f1_weighted > st.best_f1 {
             st.best_f1 = record.f1_weighted;
             st.best.predictions = Some((epoch, ev.predicted));
-            if cfg.saves(CheckpointStage::Best) || cfg.dumps(EmbeddingStage::Best) {
+            if cfg.keeps_best_weights() {
                 st.best.weights = Some(p.model.snapshot());
             }
         }

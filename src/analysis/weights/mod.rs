@@ -10,13 +10,14 @@
 mod checkpoint;
 mod comparison;
 mod histogram;
-mod place;
 mod report;
 mod stats;
 
 pub use checkpoint::Weights;
 pub use comparison::{by_layer, by_module, compare, ChangeSums, Comparison, TensorChange};
 pub use histogram::{histograms, GroupHistogram};
-pub use place::{place, Group, Place, ALL_GROUPS};
+// Where a tensor sits is the model's business (training files tensors too); re-exported here
+// so that `analysis::weights::{place, Group, Place}` keep working.
+pub use crate::model::place::{place, Group, Place, ALL_GROUPS};
 pub use report::{write_report, ReportRequest, HEATMAP_MODULES};
 pub use stats::{stats_of, TensorStats, OUTLIER_STD};

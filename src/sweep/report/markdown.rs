@@ -100,7 +100,8 @@ pub(super) fn markdown(
         plan.cells.len(),
         finished,
         plan.cells.len() - finished,
-        plan.grid.display(),
+        // The grid's name, not its path: no output holds an absolute path.
+        plan.grid.file_name().map_or_else(|| plan.grid.display(), |n| std::path::Path::new(n).display()),
         protocol.describe()
     ));
     for (method, train, pooling) in settings(aggregates) {

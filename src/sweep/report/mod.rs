@@ -1,5 +1,6 @@
 //! `heal report`: Table 2-style tables (markdown, CSV) and F1-against-corruption charts from a
-//! sweep directory, whichever machines wrote its cells.
+//! sweep directory, whichever machines wrote its cells, and the study beside them (index.rs):
+//! index.html and index.md, runs.csv, claims.json and figures/.
 //!
 //! Rows are model x corruption level, columns dataset x bottom/top. A table cell is the mean
 //! +- sample standard deviation over seeds of the weighted F1 at the chosen learning rate and
@@ -7,13 +8,22 @@
 //! every mean.
 
 mod chart;
+mod claims;
+mod document;
+mod evidence;
+mod figures;
+mod index;
 mod markdown;
+mod representations;
+mod runs;
+mod section;
 
-use super::{Cell, Plan};
+use super::Plan;
 use crate::corrupt::spec::LayerSpec;
 use crate::error::user;
 use crate::fsio;
-use crate::run_dir::{RunDir, Status};
+use crate::run_dir::Status;
+use runs::{outcome, Outcome};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,76 +48,6 @@ impl Protocol {
             Protocol::Validation => "validation protocol: epoch and learning rate chosen on a validation carve-out of the training data; the evaluation split's weighted F1 at that choice is reported",
         }
     }
-}
-
-/// One finished (or unfinished) cell as the report sees it.
-#[derive(Debug, Clone)]
-pub(super) struct Outcome<'a> {
-    cell: &'a Cell,
-    /// None: not finished.
-    status: Option<Status>,
-    /// The reported score at the chosen epoch.
-    score: Option<f64>,
-    /// The score the choice maximises.
-    select: Option<f64>,
-    reason: String,
-}
-
-fn outcome(cell: &Cell, protocol: Protocol) -> anyhow::Result<Outcome<'_>> {
-    let dir = &cell.config.out;
-    let run = RunDir::at(dir);
-    if !run.is_finished() {
-        return Ok(Outcome {
-            cell,
-            status: None,
-            score: None,
-            select: None,
-            reason: String::new(),
-        });
-    }
-    let result = run.read_result()?;
-    let mut status = result.status;
-    let mut reason = result.reason.clone();
-    let (score, select) = match protocol {
-        Protocol::Eval => {
-            let s = result.best.as_ref().map(|b| b.f1_weighted);
-            (s, s)
-        }
-        Protocol::Validation => {
-            let epochs = run.read_metrics()?;
-            let chosen = epochs
-                .iter()
-                .filter_map(|e| e.validation_f1_weighted.map(|v| (v, e)))
-                .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.epoch.cmp(&a.1.epoch)));
-            match chosen {
-                Some((v, e)) => {
-                    if e.collapsed && status == Status::Ok {
-                        status = Status::Collapsed;
-                        reason = format!(
-                            "at the chosen epoch {} one class got {:.1}% of the predictions",
-                            e.epoch,
-                            e.predicted_majority_share * 100.0
-                        );
-                    }
-                    (Some(e.f1_weighted), Some(v))
-                }
-                None if epochs.is_empty() => (None, None),
-                None => {
-                    return Err(user(format!(
-                        "{}: no validation scores in metrics.jsonl: the validation protocol needs cells run with `validation-split` (e.g. validation-split = 0.1 in the grid's [base]); or use --select eval",
-                        dir.display()
-                    )))
-                }
-            }
-        }
-    };
-    Ok(Outcome {
-        cell,
-        status: Some(status),
-        score,
-        select,
-        reason,
-    })
 }
 
 /// One aggregated table cell (a model, dataset, setting and corruption spec over seeds).
@@ -163,6 +103,7 @@ pub struct Report {
     pub markdown: String,
     pub cells: usize,
     pub finished: usize,
+    study: index::Study,
 }
 
 type GroupKey = (String, String, String, String, String, String);
@@ -288,15 +229,19 @@ pub fn build(plan: &Plan, protocol: Protocol) -> anyhow::Result<Report> {
         }
     }
     let markdown = markdown::markdown(&aggregates, &outcomes, plan, finished, protocol);
+    let study = index::study(plan, &outcomes, &aggregates, protocol)?;
     Ok(Report {
         aggregates,
         markdown,
         cells: plan.cells.len(),
         finished,
+        study,
     })
 }
 
-/// report.md, report.csv and one F1-against-corruption PNG per model and setting, in `out`.
+/// report.md, report.csv and one F1-against-corruption PNG per model and setting, then the
+/// study (index.html, index.md, runs.csv, claims.json, figures/), in `out`. Returns the files
+/// written, the figures left out.
 pub fn write(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out)
         .map_err(|e| user(format!("{}: cannot create ({e})", out.display())))?;
@@ -316,6 +261,7 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     fsio::write_atomic(&csv_path, &csv)?;
     written.push(csv_path);
     written.extend(chart::write_charts(&report.aggregates, out)?);
+    written.extend(index::write(&report.study, out)?);
     Ok(written)
 }
 

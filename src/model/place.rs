@@ -1,13 +1,13 @@
 //! Where a tensor sits in the model: its layer, module, part and histogram group, from its
 //! normalised name.
 
+use super::config::Family;
+use super::layout::Layout;
 use crate::corrupt::select::ALL_MODULES;
-use crate::model::config::Family;
-use crate::model::layout::Layout;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Histogram groups, in the order of the figure's panels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
     Q,
