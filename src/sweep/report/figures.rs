@@ -137,7 +137,7 @@ fn weight_histograms(section: &Section, dir: &Path) -> anyhow::Result<Vec<Block>
     for s in &section.settings {
         let title = setting_title(s);
         let mut caption = format!(
-            "{title}: weight magnitudes |w| per module group, on log-spaced bins shared by every cell of the model (x: log10 |w|; y: count, log scale): pretrained, corrupted (after the damage, before training) and healed (best epoch) weights."
+            "{title}: weight magnitudes |w| per module group, on log-spaced bins shared by every cell of the model (x: |w|, log scale; y: count, log scale): pretrained, corrupted (after the damage, before training) and healed (best epoch) weights."
         );
         let Some(run) = &s.shown else {
             blocks.push(Block::Missing {
@@ -160,7 +160,8 @@ fn weight_histograms(section: &Section, dir: &Path) -> anyhow::Result<Vec<Block>
             .iter()
             .map(|h| viz::HistPanel {
                 title: h.group.title().into(),
-                x_label: "log10 |w|".into(),
+                x_label: "|w|".into(),
+                log_x: true,
                 series: [
                     ("pretrained", &h.pretrained),
                     ("corrupted", &h.corrupted),
@@ -169,7 +170,7 @@ fn weight_histograms(section: &Section, dir: &Path) -> anyhow::Result<Vec<Block>
                 .into_iter()
                 .map(|(stage, c)| viz::Histogram {
                     name: stage.into(),
-                    edges: h.edges.iter().map(|e| e.log10()).collect(),
+                    edges: h.edges.clone(),
                     counts: c.counts.clone(),
                     ..Default::default()
                 })
@@ -291,6 +292,7 @@ fn layer_figures(
         x_label: "layer".into(),
         y_label: "separation ratio".into(),
         series,
+        x_ticks: viz::Ticks::Integer,
         ..Default::default()
     };
     viz::line_panels(&dir.join(&name), &[panel], (560, 400)).map_err(draw_err(&name))?;
