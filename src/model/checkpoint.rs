@@ -194,7 +194,7 @@ pub fn write_named_safetensors(named: &[(String, Tensor)], path: &Path) -> anyho
     write_named_safetensors_with(named, path, HashMap::new())
 }
 
-/// As [`write_named_safetensors`], with more metadata entries (a "format" entry replaces "pt").
+/// As [`write_named_safetensors`], with more metadata entries.
 pub fn write_named_safetensors_with(
     named: &[(String, Tensor)],
     path: &Path,
@@ -218,10 +218,7 @@ pub fn write_named_safetensors_with(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("safetensors view: {e:?}"))?;
-    // PyTorch's marker, unless the caller's file is a format of its own.
-    metadata
-        .entry("format".to_string())
-        .or_insert_with(|| "pt".to_string());
+    metadata.insert("format".to_string(), "pt".to_string());
     let bytes = safetensors::tensor::serialize(views, &Some(metadata))
         .map_err(|e| anyhow::anyhow!("safetensors serialise: {e:?}"))?;
     fsio::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))

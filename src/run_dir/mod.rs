@@ -8,7 +8,7 @@
 //!   checkpoint/             the best epoch's model as an HF folder (--save-checkpoint best)
 //!   checkpoint-corrupted/   the damaged start as an HF folder (--save-checkpoint corrupted)
 //!   embeddings/<stage>/     pooled vectors per layer (--dump-embeddings; format in embeddings.rs)
-//!   analysis/               the study's compact artefacts (--analysis-examples; analysis.rs):
+//!   analysis/               the study's compact artefacts (--analysis-examples; format in analysis/)
 //!     vectors.safetensors   a fixed sample's pooled vectors per layer, float16
 //!     weights.json          per-tensor statistics and |w| histograms, pretrained/corrupted/healed
 //!   events.out.tfevents.*   TensorBoard's event file: scalars and hyper-parameters (events.rs)
