@@ -78,12 +78,22 @@ impl Axis {
     }
 
     /// A log10 axis over `lo..hi` (both > 0): ticks at the powers of ten inside, labelled
-    /// 10⁰, 10¹, ... alike on every panel; under three of them, at 2 and 5 times the powers of
+    /// 10⁰, 10¹, ... alike on every panel (every other one past six decades); under three of them, at 2 and 5 times the powers of
     /// ten too, all labelled as plain numbers.
     pub fn log(lo: f64, hi: f64) -> Axis {
         let (e0, e1) = (lo.log10().ceil() as i32, hi.log10().floor() as i32);
+        // Beyond six decades the labels of a narrow panel would touch: every decade keeps its
+        // tick and grid line, every other one (counted down from the top) its label.
+        let every = if e1 - e0 >= 6 { 2 } else { 1 };
         let mut ticks: Vec<(f64, String)> = (e0..=e1)
-            .map(|e| (10f64.powi(e), format!("10{}", superscript(e))))
+            .map(|e| {
+                let label = if (e1 - e) % every == 0 {
+                    format!("10{}", superscript(e))
+                } else {
+                    String::new()
+                };
+                (10f64.powi(e), label)
+            })
             .collect();
         if ticks.len() < 3 {
             ticks.clear();
