@@ -1,6 +1,6 @@
 //! A real Slurm: `.ci/slurm-up` starts a single-node cluster from Debian's packages, the sweep's
 //! generated sbatch script is submitted as is, the array runs every cell, and `heal report`
-//! reads what the tasks wrote.
+//! reads what the tasks wrote: the same artefacts and the same study as a local run of the grid.
 //!
 //! `.ci/run` runs this only when `.ci/slurm-up` succeeds; otherwise it skips it by name and
 //! prints the reason ("SKIPPED ... slurm unavailable: ..."), so an unavailable Slurm is never
@@ -115,4 +115,60 @@ fn slurm_job_array_runs_the_sweep() {
     let report = heal_ok(&["report", sweep.to_str().unwrap()]);
     let md = String::from_utf8_lossy(&report.stdout);
     assert!(md.contains("3 cells (3 finished, 0 unfinished)"), "{md}");
+
+    // The same grid run here, one process, on the task's thread count: every array task wrote
+    // the same analysis artefacts into its cell, and the study built from the tasks' cells is
+    // the study built from the local ones (runs.csv aside: it holds wall times).
+    let local = tmp.path().join("local");
+    heal_ok(&[
+        "sweep",
+        "--config",
+        grid.to_str().unwrap(),
+        "--out",
+        local.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    heal_ok(&["report", local.to_str().unwrap()]);
+    for cell in plan["cells"].as_array().unwrap() {
+        let name = cell["name"].as_str().unwrap();
+        for file in ["analysis/vectors.safetensors", "analysis/weights.json"] {
+            let a = std::fs::read(sweep.join("cells").join(name).join(file))
+                .unwrap_or_else(|e| panic!("{name}/{file} from the array task: {e}"));
+            let b = std::fs::read(local.join("cells").join(name).join(file)).unwrap();
+            assert!(
+                a == b,
+                "{name}/{file}: the array task's differs from a local run's"
+            );
+        }
+    }
+    let study = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        let report = root.join("report");
+        let mut files: Vec<(String, Vec<u8>)> = ["index.md", "index.html", "claims.json"]
+            .iter()
+            .map(|f| (f.to_string(), std::fs::read(report.join(f)).unwrap()))
+            .collect();
+        let mut figures: Vec<_> = std::fs::read_dir(report.join("figures"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        figures.sort();
+        for p in figures {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            files.push((name, std::fs::read(&p).unwrap()));
+        }
+        files
+    };
+    let (from_slurm, from_local) = (study(&sweep), study(&local));
+    assert!(from_slurm.len() > 3, "the study drew no figures");
+    assert_eq!(
+        from_slurm.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        from_local.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, a), (_, b)) in from_slurm.iter().zip(&from_local) {
+        assert!(
+            a == b,
+            "report {name}: the array's differs from the local sweep's"
+        );
+    }
 }

@@ -100,7 +100,10 @@ fn study_page_loads_every_image_in_a_headless_browser() {
     let index = report.join("index.html");
     let html = std::fs::read_to_string(&index).expect("heal report writes index.html");
     let images_in_page = html.matches("<img ").count();
-    assert!(images_in_page >= 4, "index.html shows {images_in_page} images");
+    assert!(
+        images_in_page >= 4,
+        "index.html shows {images_in_page} images"
+    );
 
     // The probe goes into a copy beside the original, so relative links resolve the same way
     // and the report itself stays as heal wrote it.

@@ -36,11 +36,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "the study of {} cells: {}",
         outcome.cells,
-        outcome
-            .written
-            .first()
-            .unwrap_or(&outcome.report)
-            .display()
+        outcome.written.first().unwrap_or(&outcome.report).display()
     );
     Ok(())
 }
