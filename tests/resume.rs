@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixtures, heal_bin, heal_ok};
+use common::{fixtures, heal_bin, heal_ok, tiny_grid};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -173,34 +173,11 @@ fn a_run_killed_in_epoch_2_resumes_to_the_uninterrupted_result() {
 
 /// A one-cell grid with the options above.
 fn grid(dir: &Path) -> PathBuf {
-    let data = fixtures().join("tiny-data");
-    let text = format!(
-        r#"
-[base]
-epochs = 3
-batch-size = 8
-lr = 3e-3
-device = "cpu"
-threads = 1
-save-checkpoint = "best"
-
-[grid]
-model = ["{model}"]
-corrupt = ["bottom:50%"]
-seed = [1]
-
-[[dataset]]
-name = "tiny"
-data = "{train}"
-eval-data = "{test}"
-"#,
-        model = fixtures().join("tiny-bert").display(),
-        train = data.join("train.jsonl").display(),
-        test = data.join("test.jsonl").display(),
-    );
-    let path = dir.join("grid.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    tiny_grid(
+        dir,
+        "epochs = 3\nbatch-size = 8\nlr = 3e-3\ndevice = \"cpu\"\nthreads = 1\nsave-checkpoint = \"best\"",
+        "corrupt = [\"bottom:50%\"]\nseed = [1]",
+    )
 }
 
 fn the_cell(sweep: &Path) -> PathBuf {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixtures, heal_ok, venv_python};
+use common::{fixtures, heal_ok, tiny_grid, venv_python};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,35 +16,11 @@ const SPECS: [&str; 4] = ["none", "bottom:50%", "top:50%", "all"];
 /// Six epochs at 3e-3: on tiny-bert, two epochs leave most cells collapsed onto one class, and
 /// the claims need ok runs on every seed.
 fn grid(dir: &Path) -> PathBuf {
-    let data = fixtures().join("tiny-data");
-    let text = format!(
-        r#"
-[base]
-epochs = 6
-batch-size = 8
-device = "cpu"
-threads = 1
-save-checkpoint = "best,corrupted"
-dump-embeddings = "best"
-
-[grid]
-model = ["{model}"]
-corrupt = ["none", "bottom:50%", "top:50%", "all"]
-lr = [3e-3]
-seed = [1, 2, 3]
-
-[[dataset]]
-name = "tiny"
-data = "{train}"
-eval-data = "{test}"
-"#,
-        model = fixtures().join("tiny-bert").display(),
-        train = data.join("train.jsonl").display(),
-        test = data.join("test.jsonl").display(),
-    );
-    let path = dir.join("grid.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    tiny_grid(
+        dir,
+        "epochs = 6\nbatch-size = 8\ndevice = \"cpu\"\nthreads = 1\nsave-checkpoint = \"best,corrupted\"\ndump-embeddings = \"best\"",
+        "corrupt = [\"none\", \"bottom:50%\", \"top:50%\", \"all\"]\nlr = [3e-3]\nseed = [1, 2, 3]",
+    )
 }
 
 /// Every file under `dir`, relative, with its bytes.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixtures, heal_bin};
+use common::{heal_bin, tiny_grid};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -34,34 +34,11 @@ fn heal(args: &[&str]) {
 }
 
 fn tiny_study(dir: &Path) -> PathBuf {
-    let data = fixtures().join("tiny-data");
-    let grid = dir.join("grid.toml");
-    std::fs::write(
-        &grid,
-        format!(
-            r#"
-[base]
-epochs = 2
-batch-size = 8
-device = "cpu"
-threads = 1
-
-[grid]
-model = ["{model}"]
-corrupt = ["none", "bottom:50%", "top:50%", "all"]
-seed = [1]
-
-[[dataset]]
-name = "tiny"
-data = "{train}"
-eval-data = "{test}"
-"#,
-            model = fixtures().join("tiny-bert").display(),
-            train = data.join("train.jsonl").display(),
-            test = data.join("test.jsonl").display(),
-        ),
-    )
-    .unwrap();
+    let grid = tiny_grid(
+        dir,
+        "epochs = 2\nbatch-size = 8\ndevice = \"cpu\"\nthreads = 1",
+        "corrupt = [\"none\", \"bottom:50%\", \"top:50%\", \"all\"]\nseed = [1]",
+    );
     let sweep = dir.join("sweep");
     heal(&[
         "sweep",

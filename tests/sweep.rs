@@ -4,40 +4,17 @@
 
 mod common;
 
-use common::{fixtures, heal_bin, heal_ok};
+use common::{heal_bin, heal_ok, tiny_grid};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 fn grid(dir: &Path, lrs: &str, extra_base: &str) -> PathBuf {
-    let data = fixtures().join("tiny-data");
-    let text = format!(
-        r#"
-[base]
-epochs = 4
-batch-size = 8
-device = "cpu"
-threads = 1
-{extra_base}
-
-[grid]
-model = ["{model}"]
-corrupt = ["none", "bottom:50%", "top:50%", "all"]
-lr = [{lrs}]
-seed = [1, 2]
-
-[[dataset]]
-name = "tiny"
-data = "{train}"
-eval-data = "{test}"
-"#,
-        model = fixtures().join("tiny-bert").display(),
-        train = data.join("train.jsonl").display(),
-        test = data.join("test.jsonl").display(),
-    );
-    let path = dir.join("grid.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    tiny_grid(
+        dir,
+        &format!("epochs = 4\nbatch-size = 8\ndevice = \"cpu\"\nthreads = 1\n{extra_base}"),
+        &format!("corrupt = [\"none\", \"bottom:50%\", \"top:50%\", \"all\"]\nlr = [{lrs}]\nseed = [1, 2]"),
+    )
 }
 
 fn sweep(grid: &Path, out: &Path) -> std::process::Output {

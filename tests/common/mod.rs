@@ -168,3 +168,19 @@ pub fn python_json<T: serde::de::DeserializeOwned>(script: &str, args: &[&str]) 
     );
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
+
+/// Writes `dir/grid.toml`: a sweep grid of tiny-bert on the tiny dataset (the `[[dataset]]`
+/// "tiny": tiny-data's train.jsonl, evaluated on its test.jsonl), with `base` as the lines of
+/// `[base]` and `axes` as the lines of `[grid]` beside its model axis.
+pub fn tiny_grid(dir: &Path, base: &str, axes: &str) -> PathBuf {
+    let data = fixtures().join("tiny-data");
+    let text = format!(
+        "[base]\n{base}\n\n[grid]\nmodel = [\"{model}\"]\n{axes}\n\n[[dataset]]\nname = \"tiny\"\ndata = \"{train}\"\neval-data = \"{test}\"\n",
+        model = fixtures().join("tiny-bert").display(),
+        train = data.join("train.jsonl").display(),
+        test = data.join("test.jsonl").display(),
+    );
+    let path = dir.join("grid.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
