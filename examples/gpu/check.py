@@ -191,8 +191,9 @@ class Check:
         out["python_cid"], out["python"], _ = self.run([self.python, REFERENCE, "facts"])
         out["probe_cid"], out["probe"], _ = self.run([self.probe, "info"])
         _, ldd, _ = self.run(["ldd", self.heal], parse_json=False)
-        out["heal_libraries"] = [l.strip() for l in ldd.splitlines()
-                                 if re.search(r"torch|c10|cudart|cublas\.|not found", l)]
+        # libtorch's own files, the CUDA runtime, and anything missing: where each was found.
+        out["heal_libraries"] = [re.sub(r" \(0x[0-9a-f]+\)$", "", l.strip()) for l in ldd.splitlines()
+                                 if re.match(r"\s*(libtorch|libc10|libcudart)\S* =>", l) or "not found" in l]
         manifest = Path(self.args.dist) / "manifest.txt"
         out["build"] = manifest.read_text().splitlines() if manifest.exists() else []
         out["torch_venv"] = self.args.torch_venv
@@ -373,6 +374,8 @@ def markdown(r):
     verdict = {True: "PASS", False: "FAIL", None: "running"}[r.get("pass")]
     lines += [f"Started {r['started']}, {r['seconds']} s. Overall: **{verdict}**. Every number names the "
               "command that made it ([cN], listed at the end); check.log holds their output.", ""]
+    if r["device"] == "cpu":
+        lines += ["A CPU rehearsal: every size is scaled down, and timings on a shared machine measure nothing.", ""]
     f = p.get("facts", {})
     lines += ["## Device", ""]
     if f.get("status") == "ok":
