@@ -13,7 +13,8 @@
 #                     for heal (which also has the node's path baked in)
 #   --dist DIR        the built binaries (heal, gpu-probe) [default: .gpu-dist, made by
 #                     examples/gpu/build.sh]
-#   --budget S        stop starting new parts after S seconds [default: 420]
+#   --budget S        start no new part after S seconds, and stop every command S + 60 s
+#                     after the start [default: 360]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
