@@ -1,6 +1,6 @@
 //! Makes the `heal` binaries find libtorch at run time without LD_LIBRARY_PATH, links
 //! libtorch_cuda in explicitly when the wheel ships it (so one binary uses a GPU where there is
-//! one), and records the libtorch version for run.json.
+//! one), and records the libtorch and tch versions for run.json.
 //!
 //! Build-time settings (examples/gpu/README.md shows them in use):
 //! - `HEAL_RPATH`: folders (`:`-separated) searched for libtorch at run time before the one
@@ -17,6 +17,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=HEAL_RPATH");
     println!("cargo:rerun-if-env-changed=HEAL_TORCH_CUDA");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=Cargo.toml");
 
     let libtorch = std::env::var("LIBTORCH")
         .map(PathBuf::from)
@@ -75,6 +76,29 @@ fn main() {
         "cargo:rustc-env=HEAL_LIBTORCH_VERSION={}",
         torch_version(&libtorch)
     );
+    println!("cargo:rustc-env=HEAL_TCH_VERSION={}", tch_requirement());
+}
+
+/// The tch release the manifest being built asks for, as major.minor ("0.26"). Read from the
+/// manifest rather than written in the code because the PyTorch 2.11 build compiles the same
+/// code from a generated manifest that asks for tch 0.24 (examples/gpu/build.sh).
+fn tch_requirement() -> String {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let found: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("tch = \""))
+        .filter_map(|rest| rest.strip_suffix('"'))
+        .collect();
+    let [requirement] = found[..] else {
+        panic!(
+            "{}: expected exactly one line `tch = \"<version>\"`, found {}",
+            manifest.display(),
+            found.len()
+        );
+    };
+    let version = requirement.trim_start_matches(['=', '^', '~']);
+    version.splitn(3, '.').take(2).collect::<Vec<_>>().join(".")
 }
 
 fn torch_version(libtorch: &Path) -> String {

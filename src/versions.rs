@@ -2,12 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The tch release this build binds (Cargo.toml's torch-* features).
-#[cfg(not(feature = "torch-2-11"))]
-const TCH: &str = "0.26";
-#[cfg(feature = "torch-2-11")]
-const TCH: &str = "0.24";
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Versions {
     pub heal: String,
@@ -19,7 +13,8 @@ impl Versions {
     pub fn current() -> Self {
         Versions {
             heal: env!("CARGO_PKG_VERSION").into(),
-            tch: TCH.into(),
+            // The manifest's tch requirement (build.rs), "0.26" unless built by examples/gpu/build.sh.
+            tch: env!("HEAL_TCH_VERSION").into(),
             libtorch: env!("HEAL_LIBTORCH_VERSION").into(),
         }
     }
