@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Builds heal for the GPU node's PyTorch 2.11 (tch 0.24, feature torch-2-11) and packs what a
-# GPU session carries into .gpu-dist/: the stripped `heal` and `gpu-probe` binaries and a
-# manifest (sizes, checksums, the shared libraries they need).
+# Builds heal for the GPU node's PyTorch 2.11 (tch 0.24) and packs what a GPU session carries
+# into .gpu-dist/: the stripped `heal` and `gpu-probe` binaries and a manifest (sizes,
+# checksums, the shared libraries they need).
 #
 #   bash examples/gpu/build.sh                      build and pack
 #   bash examples/gpu/build.sh test --release --workspace
 #                                                   any cargo command, same settings (the
 #                                                   2.11 build's test suite, incrementally)
+#   bash examples/gpu/build.sh lock                 rewrite Cargo.torch-2.11.lock (network)
+#
+# Each tch release binds one PyTorch release, and the two torch-sys releases cannot share a
+# lock file (both declare `links = "tch"`). So the 2.11 build is its own workspace, generated
+# in $CARGO_TARGET_DIR/ws: Cargo.toml is the repository's with `tch = "0.26"` replaced by
+# `tch = "=0.24.0"`, every other entry of the repository is a symbolic link to it (the same
+# source files, tests, fixtures, viz), and Cargo.lock is this folder's Cargo.torch-2.11.lock,
+# used with --locked. `lock` makes that file from the repository's Cargo.lock, changing only
+# what tch 0.24 needs; rerun it when the repository's dependencies change (--locked says so).
 #
 # Settings (each may be overridden from the environment):
-#   LIBTORCH          torch 2.11 from .ci/setup-torch 2.11 (provisioned if missing)
+#   LIBTORCH_211      the torch 2.11 folder built against (exported as LIBTORCH) [default:
+#                     .ci/setup-torch 2.11's, provisioned if missing]
 #   CARGO_TARGET_DIR  target-211, so that the default build's target/ stays incremental
 #   HEAL_RPATH        /opt/torch/.venv/lib/python3.12/site-packages/torch/lib: the node's
 #                     libtorch, searched first at run time (then this build's, then
@@ -29,15 +39,42 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target-211}
 export HEAL_RPATH=${HEAL_RPATH:-/opt/torch/.venv/lib/python3.12/site-packages/torch/lib}
 export HEAL_TORCH_CUDA=${HEAL_TORCH_CUDA:-1}
 export RUST_FONTCONFIG_DLOPEN=1 FREETYPE2_NO_PKG_CONFIG=1
-features=(--no-default-features --features torch-2-11)
+
+tch='tch = "=0.24.0"'
+lock=$root/examples/gpu/Cargo.torch-2.11.lock
+ws=$CARGO_TARGET_DIR/ws
+mkdir -p "$ws"
+find "$ws" -maxdepth 1 -xtype l -delete # links to entries since removed
+target_dir=$(cd "$CARGO_TARGET_DIR" && pwd -P)
+shopt -s dotglob nullglob
+for entry in "$root"/*; do
+  name=$(basename "$entry")
+  case "$name" in Cargo.toml | Cargo.lock | .git | target) continue ;; esac
+  [ "$(cd "$entry" 2>/dev/null && pwd -P)" = "$target_dir" ] && continue
+  ln -sfn "$entry" "$ws/$name"
+done
+manifest=$(awk -v tch="$tch" '/^tch = "[^"]*"$/ { print tch; n++; next } { print } END { if (n != 1) exit 1 }' "$root/Cargo.toml") ||
+  { echo "error: Cargo.toml must have exactly one line 'tch = \"<version>\"' to replace" >&2; exit 1; }
+# Rewritten only when it changes: build.rs reruns when it does.
+[ "$(cat "$ws/Cargo.toml" 2>/dev/null)" = "$manifest" ] || printf '%s\n' "$manifest" >"$ws/Cargo.toml"
+in_ws=(--manifest-path "$ws/Cargo.toml")
+
+if [ "${1:-}" = lock ]; then
+  cp "$root/Cargo.lock" "$ws/Cargo.lock"
+  cargo metadata "${in_ws[@]}" --format-version 1 >/dev/null
+  cp "$ws/Cargo.lock" "$lock"
+  echo "wrote $lock"
+  exit 0
+fi
+cmp -s "$lock" "$ws/Cargo.lock" || cp "$lock" "$ws/Cargo.lock"
 
 if [ $# -gt 0 ]; then
   sub=$1
   shift
-  exec cargo "$sub" "${features[@]}" "$@"
+  exec cargo "$sub" "${in_ws[@]}" --locked "$@"
 fi
 
-cargo build --release "${features[@]}" --bin heal --example gpu-probe
+cargo build "${in_ws[@]}" --locked --release --bin heal --example gpu-probe
 dist=$root/.gpu-dist
 rm -rf "$dist"
 mkdir -p "$dist"
