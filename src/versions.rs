@@ -13,7 +13,8 @@ impl Versions {
     pub fn current() -> Self {
         Versions {
             heal: env!("CARGO_PKG_VERSION").into(),
-            tch: "0.26".into(),
+            // The manifest's tch requirement (build.rs), "0.26" unless built by examples/gpu/build.sh.
+            tch: env!("HEAL_TCH_VERSION").into(),
             libtorch: env!("HEAL_LIBTORCH_VERSION").into(),
         }
     }

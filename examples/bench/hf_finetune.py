@@ -11,6 +11,9 @@ logging and checkpointing around it.
                      draws them, instead of the sampler's long-to-short walk (for comparing F1
                      at the same batch order)
   --precision bf16   torch.autocast(bfloat16) around forward and loss
+  --device cuda      run on a GPU (fp32 matrix products without TF32, PyTorch's default; bf16
+                     under autocast(cuda)); the result then also has the allocator's peak GPU
+                     memory, and the timers wait for the GPU
   --train head       a linear probe the HF way: the encoder frozen (requires_grad off), the
                      head (pooler + classifier) trained, every epoch re-encoding the data and
                      evaluating, as Trainer with eval_strategy="epoch" does
@@ -50,6 +53,7 @@ def main():
                          "megabatch walked from long to short); shuffled = the same length groups, "
                          "batches in random order (heal's order)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--train-mode", choices=["full", "head"], default="full")
     ap.add_argument("--eval-each-epoch", action="store_true")
     ap.add_argument("--out", help="also write the JSON here")
@@ -62,11 +66,19 @@ def main():
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+
+    def sync():
+        # CUDA work is asynchronous: a timer read without waiting misses queued steps.
+        if cuda:
+            torch.cuda.synchronize(device)
+
     started = time.perf_counter()
     names = json.load(open(args.labels))
     train_rows, eval_rows = read_jsonl(args.train), read_jsonl(args.eval)
     tok = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(names))
+    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(names)).to(device)
     pad = "max_length" if args.padding == "max" else False
 
     def encode(rows):
@@ -89,9 +101,9 @@ def main():
             else:
                 fill = tok.pad_token_id if k == "input_ids" else 0
                 out[k] = torch.tensor([f[k] + [fill] * (width - len(f[k])) for f in features])
-        return out
+        return {k: v.to(device) for k, v in out.items()}
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
     prepare_seconds = time.perf_counter() - started
 
     def evaluate():
@@ -109,6 +121,7 @@ def main():
                 logits = model(**batch).logits
                 for i, p in zip(idx, logits.argmax(-1).tolist()):
                     predicted[i] = p
+        sync()
         seconds = time.perf_counter() - t
         gold = [r["labels"] for r in evaluation]
         return seconds, f1_score(gold, predicted, average="weighted"), sum(int(a == b) for a, b in zip(gold, predicted)) / len(gold)
@@ -116,7 +129,7 @@ def main():
     result = {
         "peer": f"hf-{args.padding}-{args.precision}",
         "train_examples": len(train), "eval_examples": len(evaluation),
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
         "prepare_seconds": prepare_seconds,
     }
     eval_seconds = 0.0
@@ -129,6 +142,8 @@ def main():
     params = [p for p in model.parameters() if p.requires_grad]
     result["trainable_parameters"] = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, eps=1e-8, fused=True)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     sched = get_linear_schedule_with_warmup(opt, math.ceil(args.warmup * total), total)
     generator = torch.Generator().manual_seed(args.seed)
     train_seconds = 0.0
@@ -147,6 +162,7 @@ def main():
         else:
             order = torch.randperm(len(train), generator=generator).tolist()
         model.train()
+        sync()
         t = time.perf_counter()
         for s in range(0, len(order), args.batch_size):
             batch = collate([train[i] for i in order[s:s + args.batch_size]])
@@ -157,11 +173,15 @@ def main():
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+        sync()
         train_seconds += time.perf_counter() - t
         if args.eval_each_epoch and epoch + 1 < args.epochs:
             eval_seconds += evaluate()[0]
     result |= {"train_seconds": train_seconds, "train_examples_per_second": len(train) * args.epochs / train_seconds,
                "final_loss": loss.item()}
+    if cuda:
+        result |= {"peak_gpu_allocated_mib": torch.cuda.max_memory_allocated(device) / 2**20,
+                   "peak_gpu_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20}
     seconds, f1, accuracy = evaluate()
     eval_seconds += seconds
     result |= {"eval_seconds": eval_seconds, "last_eval_seconds": seconds, "eval_examples_per_second": len(evaluation) / seconds,
