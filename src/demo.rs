@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub const GRID: &str = include_str!("../examples/grids/demo.toml");
 
 /// The grid file's name inside the demo's sweep directory.
-pub const GRID_FILE: &str = "grid.toml";
+pub const GRID_FILE: &str = "demo.toml";
 
 /// Where the demo writes.
 #[derive(Debug, Clone)]
