@@ -59,7 +59,7 @@ pub fn run(req: &DemoRequest) -> anyhow::Result<DemoOutcome> {
 }
 
 /// Writes the embedded grid into the sweep directory, unless an earlier demo left the same
-/// text there; a different grid.toml there was not written by this version of the demo, so it
+/// text there; a different demo.toml there was not written by this version of the demo, so it
 /// is left alone and the user told.
 fn write_grid(out: &Path) -> anyhow::Result<PathBuf> {
     let path = out.join(GRID_FILE);
