@@ -42,6 +42,20 @@ pub fn write_dir_atomic(
     dir: &Path,
     fill: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    // Replacing is for a folder of the same kind. A file, or a run directory (another
+    // command's results, checkpoints and all), is never swapped out for this folder.
+    if dir.exists() && !dir.is_dir() {
+        return Err(user(format!(
+            "{}: is a file, not a folder: give another output path",
+            dir.display()
+        )));
+    }
+    if crate::run_dir::RunDir::is_run(dir) {
+        return Err(user(format!(
+            "{}: is a run directory (it holds run.json), which this output would replace: give another output path",
+            dir.display()
+        )));
+    }
     let tmp = temp_name(dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;

@@ -213,3 +213,106 @@ fn finished_run_is_not_overwritten() {
         "{\"status\": \"ok\"}"
     );
 }
+
+/// Issue 17's findings 1 and 2: `heal embed --out RUN` and `heal weights --out RUN` used to
+/// replace a finished run directory, and `--out` an existing file failed with a bare OS error
+/// after writing a hidden folder. Now each is one line, exit 2, and the target is untouched.
+#[test]
+fn outputs_never_replace_a_run_directory_or_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = fixtures().join("tiny-data");
+    let (train, test) = (data.join("train.jsonl"), data.join("test.jsonl"));
+    let model = fixtures().join("tiny-bert");
+    let run = tmp.path().join("run");
+    let (model_s, train_s, test_s, run_s) = (
+        model.to_str().unwrap(),
+        train.to_str().unwrap(),
+        test.to_str().unwrap(),
+        run.to_str().unwrap(),
+    );
+    let made = heal(&[
+        "finetune",
+        "--model",
+        model_s,
+        "--data",
+        train_s,
+        "--eval-data",
+        test_s,
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--save-checkpoint",
+        "--out",
+        run_s,
+    ]);
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    files.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let before = snapshot(&run);
+    let notes = tmp.path().join("notes.txt");
+    std::fs::write(&notes, "mine").unwrap();
+    let notes_s = notes.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "embed",
+                model_s,
+                "--data",
+                train_s,
+                "--eval-data",
+                test_s,
+                "--out",
+                run_s,
+            ],
+            "run directory",
+        ),
+        (vec!["weights", model_s, "--out", run_s], "run directory"),
+        (
+            vec![
+                "embed",
+                model_s,
+                "--data",
+                train_s,
+                "--eval-data",
+                test_s,
+                "--out",
+                notes_s,
+            ],
+            "is a file",
+        ),
+    ];
+    for (args, says) in cases {
+        let r = heal(&args);
+        assert_eq!(r.code, Some(2), "heal {args:?}: {}", r.stderr);
+        let line = r.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "heal {args:?}: {line}");
+        assert!(line.contains(says), "heal {args:?}: {line}");
+        assert!(!line.contains("panicked"), "{line}");
+    }
+    assert!(snapshot(&run) == before, "the run directory changed");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary folders left: {leftovers:?}"
+    );
+}
