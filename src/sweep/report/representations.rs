@@ -10,7 +10,6 @@ use crate::analysis::geometry::{self, ClusterScores};
 use crate::analysis::tsne::{embed_2d, TsneParams};
 use crate::run_dir::analysis::AnalysisVectors;
 use crate::run_dir::RunDir;
-use crate::train::config::EmbeddingStage;
 use ndarray::Array2;
 
 /// Neighbours of the k-NN accuracy under each Figure 1 panel.
@@ -77,10 +76,8 @@ fn geometry_of(
         .map(|(l, _)| *l)
         .ok_or_else(|| format!("no best-epoch vectors in {cell}"))?;
     let classes: Vec<usize> = v.labels.iter().map(|&l| l.max(0) as usize).collect();
-    let last = v
-        .get(EmbeddingStage::Best, layer)
-        .expect("listed above")
-        .mapv(f64::from);
+    // best_layers is in layer order: the last is the final layer.
+    let last = layers.last().expect("listed above");
     let points = embed_2d(last.view(), &tsne_params(classes.len()))
         .map_err(|e| format!("t-SNE of {cell}: {e}"))?;
     let map_scores = geometry::cluster_scores(points.view(), &classes, KNN_K);
@@ -109,16 +106,26 @@ fn geometry_of(
 
 /// Every setting's geometry in the section's order, or why it has none.
 pub(super) fn geometries(section: &Section) -> Vec<Result<Geometry, String>> {
-    let clean = section
-        .clean()
-        .and_then(|c| read(c).ok())
-        .map(|(_, v)| (v.examples.clone(), best_layers(&v)));
+    // The clean run's file is read once: its layers are every other setting's reference, and
+    // its own geometry is computed from the same read.
+    let clean_setting = section.clean();
+    let clean_read = clean_setting.map(read);
+    let clean = clean_read
+        .as_ref()
+        .and_then(|r| r.as_ref().ok())
+        .map(|(_, v)| (v.examples.clone(), best_layers(v)));
     section
         .settings
         .iter()
-        .map(|s| {
-            let (cell, v) = read(s)?;
-            geometry_of(cell, &v, clean.as_ref())
+        .map(|s| match (&clean_read, clean_setting) {
+            (Some(r), Some(c)) if std::ptr::eq(s, c) => {
+                let (cell, v) = r.as_ref().map_err(Clone::clone)?;
+                geometry_of(cell.clone(), v, clean.as_ref())
+            }
+            _ => {
+                let (cell, v) = read(s)?;
+                geometry_of(cell, &v, clean.as_ref())
+            }
         })
         .collect()
 }
