@@ -39,6 +39,9 @@ pub struct DemoOutcome {
 
 /// Runs (or resumes) the demo's sweep, then writes its report.
 pub fn run(req: &DemoRequest) -> anyhow::Result<DemoOutcome> {
+    if let Some(n) = req.threads {
+        crate::threads::check("--threads", n)?;
+    }
     let grid = write_grid(&req.out)?;
     let mut plan = Plan::from_grid(&grid, &req.out)?;
     for cell in &mut plan.cells {

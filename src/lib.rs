@@ -8,6 +8,7 @@
 
 pub mod analysis;
 pub mod artefacts;
+pub mod bom;
 pub mod corrupt;
 pub mod data;
 pub mod defaults;
@@ -26,5 +27,7 @@ pub mod stats;
 pub mod string_serde;
 pub mod sweep;
 pub mod tensorboard;
+pub mod threads;
+pub mod torch_error;
 pub mod train;
 pub mod versions;

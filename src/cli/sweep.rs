@@ -66,6 +66,9 @@ pub struct SweepArgs {
 }
 
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.threads {
+        heal::threads::check("--threads", n)?;
+    }
     if args.status {
         print_status(&args.out, &sweep::status(&args.out)?);
         return Ok(());

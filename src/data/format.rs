@@ -56,11 +56,18 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn Read>> {
             path.display()
         ))
     })?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(file)))
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
-        Ok(Box::new(file))
-    }
+        Box::new(file)
+    };
+    let reader = crate::bom::skip(reader).map_err(|e| {
+        user(format!(
+            "{}: cannot read the data file ({e})",
+            path.display()
+        ))
+    })?;
+    Ok(Box::new(reader))
 }
 
 #[derive(Deserialize)]

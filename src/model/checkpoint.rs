@@ -58,7 +58,7 @@ impl CheckpointFiles {
 
 fn shards(index: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(index)?;
-    let json: serde_json::Value = serde_json::from_str(&text)
+    let json: serde_json::Value = serde_json::from_str(crate::bom::strip(&text))
         .map_err(|e| user(format!("{}: not valid JSON ({e})", index.display())))?;
     let map = json
         .get("weight_map")

@@ -163,9 +163,11 @@ impl EncoderConfig {
                 path.display()
             ))
         })?;
-        let raw: serde_json::Value = serde_json::from_str(&text)
+        let raw: serde_json::Value = serde_json::from_str(crate::bom::strip(&text))
             .map_err(|e| user(format!("{}: not valid JSON ({e})", path.display())))?;
-        Self::from_json(raw, path)
+        let config = Self::from_json(raw, path)?;
+        config.check_consistency(path)?;
+        Ok(config)
     }
 
     pub fn from_json(raw: serde_json::Value, path: &Path) -> anyhow::Result<Self> {
@@ -260,5 +262,124 @@ impl EncoderConfig {
     /// Whether the family feeds token type ids to the encoder.
     pub fn uses_token_types(&self) -> bool {
         self.family != Family::DistilBert && self.type_vocab_size > 1
+    }
+}
+
+/// The dtypes a checkpoint's config.json may declare: heal reads every floating-point
+/// checkpoint into float32 weights; integer or 8-bit dtypes mean a quantised checkpoint.
+const SUPPORTED_DTYPES: &[&str] = &["float32", "float16", "bfloat16", "float64"];
+
+/// config.json's name of each shape field, per family (for error messages).
+struct FieldNames {
+    vocab: &'static str,
+    hidden: &'static str,
+    layers: &'static str,
+    heads: &'static str,
+    intermediate: &'static str,
+}
+
+impl FieldNames {
+    fn of(family: Family) -> Self {
+        match family {
+            Family::DistilBert => FieldNames {
+                vocab: "vocab_size",
+                hidden: "dim",
+                layers: "n_layers",
+                heads: "n_heads",
+                intermediate: "hidden_dim",
+            },
+            Family::Bert | Family::Roberta => FieldNames {
+                vocab: "vocab_size",
+                hidden: "hidden_size",
+                layers: "num_hidden_layers",
+                heads: "num_attention_heads",
+                intermediate: "intermediate_size",
+            },
+        }
+    }
+}
+
+impl EncoderConfig {
+    /// Checks that the numbers describe an encoder heal can build, before any tensor exists:
+    /// a config.json that parses but does not (heads that do not divide the hidden size, no
+    /// layers, a quantised dtype) would otherwise fail inside libtorch, or train nothing.
+    pub fn check_consistency(&self, path: &Path) -> anyhow::Result<()> {
+        let names = FieldNames::of(self.family);
+        let bad = |msg: String| Err(user(format!("{}: {msg}", path.display())));
+        for (field, value) in [
+            (names.vocab, self.vocab_size),
+            (names.hidden, self.hidden_size),
+            (names.heads, self.num_heads),
+            (names.intermediate, self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            if value < 1 {
+                return bad(format!("{field} is {value}: it must be a positive number"));
+            }
+        }
+        if self.num_layers < 1 {
+            return bad(format!(
+                "{} is {}: the encoder needs at least one layer",
+                names.layers, self.num_layers
+            ));
+        }
+        if self.hidden_size % self.num_heads != 0 {
+            return bad(format!(
+                "{} {} does not divide {} {}: each attention head takes an equal share of the hidden size",
+                names.heads, self.num_heads, names.hidden, self.hidden_size
+            ));
+        }
+        if self.family != Family::DistilBert && self.type_vocab_size < 1 {
+            return bad(format!(
+                "type_vocab_size is {}: it must be a positive number",
+                self.type_vocab_size
+            ));
+        }
+        if !(0..self.vocab_size).contains(&self.pad_token_id) {
+            return bad(format!(
+                "pad_token_id {} is outside the vocabulary (vocab_size {})",
+                self.pad_token_id, self.vocab_size
+            ));
+        }
+        if self.max_tokens() < 3 {
+            return bad(format!(
+                "max_position_embeddings {} leaves room for fewer than 3 tokens ([CLS] text [SEP])",
+                self.max_position_embeddings
+            ));
+        }
+        for (field, p) in [
+            ("hidden dropout", self.hidden_dropout),
+            ("attention dropout", self.attention_dropout),
+            ("classifier dropout", self.classifier_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(format!("{field} probability {p} must be in [0, 1)"));
+            }
+        }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
+            return bad(format!(
+                "layer_norm_eps {} must be a positive number",
+                self.layer_norm_eps
+            ));
+        }
+        if !(self.initializer_range >= 0.0 && self.initializer_range.is_finite()) {
+            return bad(format!(
+                "initializer_range {} must be a number of 0 or more",
+                self.initializer_range
+            ));
+        }
+        for field in ["torch_dtype", "dtype"] {
+            match self.raw.get(field) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::String(d)) if SUPPORTED_DTYPES.contains(&d.as_str()) => {}
+                Some(other) => {
+                    return bad(format!(
+                        "{field} {other} is not supported: heal loads {} checkpoints",
+                        SUPPORTED_DTYPES.join(", ")
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 }

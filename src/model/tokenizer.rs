@@ -91,7 +91,10 @@ impl TextEncoder {
 
 fn lowercase_setting(dir: &Path) -> bool {
     let read = |name: &str| -> Option<serde_json::Value> {
-        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok()
+        serde_json::from_str(crate::bom::strip(
+            &std::fs::read_to_string(dir.join(name)).ok()?,
+        ))
+        .ok()
     };
     for name in ["tokenizer_config.json", "config.json"] {
         if let Some(v) = read(name).and_then(|j| j.get("do_lower_case").and_then(|v| v.as_bool())) {

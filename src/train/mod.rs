@@ -5,6 +5,7 @@ pub mod config;
 mod early_stopping;
 pub mod eval;
 pub mod fused;
+mod limits;
 mod loss;
 pub mod optim;
 pub mod options;

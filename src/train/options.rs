@@ -335,88 +335,9 @@ impl FinetuneOptions {
                 .analysis_examples
                 .unwrap_or(defaults::ANALYSIS_EXAMPLES),
         };
-        check(&cfg)?;
+        super::limits::check(&cfg)?;
         Ok(cfg)
     }
-}
-
-fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
-    let positive = |name: &str, v: usize, example: &str| {
-        if v == 0 {
-            Err(user(format!(
-                "--{name} 0: give a positive number, e.g. {example}"
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    positive("max-len", cfg.max_len, "128")?;
-    positive("epochs", cfg.epochs, "3")?;
-    positive("batch-size", cfg.batch_size, "32")?;
-    positive("eval-batch-size", cfg.eval_batch_size, "64")?;
-    positive(
-        "gradient-accumulation-steps",
-        cfg.gradient_accumulation_steps,
-        "4",
-    )?;
-    positive("log-every", cfg.log_every, "10")?;
-    if cfg.max_len < 3 {
-        return Err(user(format!(
-            "--max-len {}: too short for [CLS] text [SEP]; use at least 3",
-            cfg.max_len
-        )));
-    }
-    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(user(format!(
-            "--lr {}: give a positive learning rate, e.g. 2e-5",
-            cfg.lr
-        )));
-    }
-    if !(0.0..1.0).contains(&cfg.warmup) {
-        return Err(user(format!(
-            "--warmup {}: give a fraction in [0, 1), e.g. 0.1",
-            cfg.warmup
-        )));
-    }
-    if cfg.grad_clip < 0.0 || cfg.weight_decay < 0.0 {
-        return Err(user(
-            "--grad-clip and --weight-decay must not be negative".to_string(),
-        ));
-    }
-    if let Some(f) = cfg.eval_split {
-        if !(f > 0.0 && f < 1.0) {
-            return Err(user(format!(
-                "--eval-split {f}: give a fraction between 0 and 1, e.g. 0.1"
-            )));
-        }
-    }
-    if let Some(f) = cfg.validation_split {
-        if !(f > 0.0 && f < 1.0) {
-            return Err(user(format!(
-                "--validation-split {f}: give a fraction between 0 and 1, e.g. 0.1"
-            )));
-        }
-    }
-    if cfg.max_train_examples == Some(0) {
-        return Err(user(
-            "--max-train-examples 0: give a positive number".to_string(),
-        ));
-    }
-    if cfg.analysis_examples > defaults::MAX_ANALYSIS_EXAMPLES {
-        return Err(user(format!(
-            "--analysis-examples {}: at most {} (0 turns the artefacts off)",
-            cfg.analysis_examples,
-            defaults::MAX_ANALYSIS_EXAMPLES
-        )));
-    }
-    if !(cfg.collapse_threshold > 0.0 && cfg.collapse_threshold <= 1.0) {
-        return Err(user(format!(
-            "--collapse-threshold {}: give a share in (0, 1]",
-            cfg.collapse_threshold
-        )));
-    }
-    crate::device::parse_device(&cfg.device)?;
-    Ok(())
 }
 
 /// A comma-separated list of stages (`corrupted,best`), each parsed by clap's `ValueEnum`

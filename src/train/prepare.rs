@@ -47,7 +47,7 @@ pub(super) fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
     let start = Instant::now();
     let device = parse_device(&cfg.device)?;
     if let Some(n) = cfg.threads {
-        tch::set_num_threads(n as i32);
+        crate::threads::set("--threads", n)?;
     }
     crate::model::precision::set(cfg.precision);
     let model_dir = crate::hub::model::resolve(&cfg.model, cfg.revision.as_deref())?;

@@ -15,6 +15,7 @@ use crate::run_dir::events::RunEvents;
 use crate::run_dir::{
     DataFacts, EpochRecord, RunDir, RunJson, RunResult, Status, StoppedEarly, Timings,
 };
+use crate::torch_error::one_line;
 use crate::versions;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -44,7 +45,8 @@ pub fn resume(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
 
 fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
     let wall = Instant::now();
-    let p = prepare(cfg)?;
+    // A libtorch failure while preparing (before the run directory exists) is one line too.
+    let p = crate::torch_error::catch(|| prepare(cfg))?;
     let mut opt = optim::Stepper::new(
         &p.model.vs,
         cfg.optimizer,
@@ -152,18 +154,12 @@ fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
 
     // libtorch reports some failures (an overflowing optimiser state, say) by panicking inside
     // tch: record them as a failed run instead of leaving a directory without result.json.
-    let loop_result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let loop_result = crate::torch_error::catch(|| {
         train_loop(cfg, &p, &run, &mut events, (&mut opt, state), schedule)
-    }))
-    .unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(anyhow::anyhow!(
-            "training stopped by a libtorch error: {message}"
-        ))
+    })
+    .map_err(|e| match crate::error::find_user_error(&e) {
+        Some(_) => e,
+        None => anyhow::anyhow!("training stopped: {}", one_line(&format!("{e:#}"))),
     });
     let LoopOutput {
         epochs,
