@@ -14,6 +14,10 @@ pub struct LabelMap {
     /// into a labels.json.
     #[serde(skip)]
     int_values: Option<Vec<i64>>,
+    /// The names were the training file's string labels: an integer label elsewhere is looked
+    /// up as a name, never taken as an index.
+    #[serde(skip)]
+    ints_by_name: bool,
 }
 
 impl LabelMap {
@@ -22,6 +26,7 @@ impl LabelMap {
             names,
             source: source.into(),
             int_values: None,
+            ints_by_name: false,
         }
     }
 
@@ -47,8 +52,10 @@ impl LabelMap {
                 names,
                 source: "sorted set of training labels".into(),
                 int_values: Some(values),
+                ints_by_name: false,
             });
         }
+        refuse_mixed_kinds(data_file, train)?;
         let mut names: Vec<String> = train
             .iter()
             .map(|e| match &e.label {
@@ -58,14 +65,17 @@ impl LabelMap {
             .collect();
         names.sort();
         names.dedup();
-        Ok(LabelMap::from_names(names, "sorted set of training labels"))
+        Ok(LabelMap {
+            ints_by_name: true,
+            ..LabelMap::from_names(names, "sorted set of training labels")
+        })
     }
 
     /// A labels.json is a JSON array of class names in index order.
     pub fn from_labels_json(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| user(format!("{}: cannot read ({e})", path.display())))?;
-        let names: Vec<String> = serde_json::from_str(&text).map_err(|e| {
+        let names: Vec<String> = serde_json::from_str(crate::bom::strip(&text)).map_err(|e| {
             user(format!(
                 "{}: expected a JSON array of class names ({e})",
                 path.display()
@@ -74,6 +84,7 @@ impl LabelMap {
         if names.is_empty() {
             return Err(user(format!("{}: the label list is empty", path.display())));
         }
+        refuse_duplicate_names(path, &names)?;
         Ok(LabelMap::from_names(
             names,
             format!("labels.json at {}", path.display()),
@@ -106,7 +117,7 @@ impl LabelMap {
                     .binary_search(i)
                     .map(|p| p as i64)
                     .map_err(|_| not_found(i.to_string())),
-                None if *i >= 0 && (*i as usize) < self.names.len() => Ok(*i),
+                None if !self.ints_by_name && *i >= 0 && (*i as usize) < self.names.len() => Ok(*i),
                 None => self
                     .names
                     .iter()
@@ -122,6 +133,40 @@ impl LabelMap {
                 .ok_or_else(|| not_found(format!("{s:?}"))),
         }
     }
+}
+
+/// Integer and string labels in one training file, without a labels.json to say how they
+/// map, cannot be given indices safely (is 1 the second class or a class named "1"?).
+fn refuse_mixed_kinds(file: &Path, train: &[RawExample]) -> anyhow::Result<()> {
+    let int = train.iter().find(|e| matches!(e.label, RawLabel::Int(_)));
+    let text = train.iter().find(|e| matches!(e.label, RawLabel::Str(_)));
+    if let (Some(int), Some(text)) = (int, text) {
+        let (RawLabel::Int(i), RawLabel::Str(s)) = (&int.label, &text.label) else {
+            return Ok(());
+        };
+        return Err(user(format!(
+            "{}: line {}: label {i} is a number, but line {} has the label {s:?}: write every label the same way, or put a labels.json (a JSON array of the class names) beside the file",
+            file.display(),
+            int.line,
+            text.line
+        )));
+    }
+    Ok(())
+}
+
+/// A class name listed twice would give two indices one name in every table and figure.
+fn refuse_duplicate_names(path: &Path, names: &[String]) -> anyhow::Result<()> {
+    for (i, name) in names.iter().enumerate() {
+        if let Some(j) = names[..i].iter().position(|n| n == name) {
+            return Err(user(format!(
+                "{}: the class name {name:?} is listed twice (positions {} and {}): class names must be unique",
+                path.display(),
+                j + 1,
+                i + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn preview(names: &[String]) -> String {

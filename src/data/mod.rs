@@ -268,3 +268,41 @@ pub fn largest_remainder(sizes: &[usize], fraction: f64) -> Vec<usize> {
     }
     out
 }
+
+/// Refuses a training set a classifier cannot learn from, before any work: none left after the
+/// carve-outs, a single class, or fewer examples than classes (then some class has none, and
+/// a score of 1.0 on what is left says nothing). `origin` names the data and `after` what was
+/// taken from it (" after --eval-split 0.5"), for the message.
+pub fn check_training_set(
+    train: &[Example],
+    labels: &LabelMap,
+    origin: &str,
+    after: &str,
+) -> anyhow::Result<()> {
+    if train.is_empty() {
+        return Err(user(format!(
+            "{origin}: no training example is left{after}: use smaller split fractions or more data"
+        )));
+    }
+    let mut classes: Vec<i64> = train.iter().map(|e| e.label).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    if classes.len() < 2 {
+        let name = labels
+            .names
+            .get(classes[0] as usize)
+            .map_or("?", String::as_str);
+        return Err(user(format!(
+            "{origin}: every training example{after} has the label {name:?}: a classifier needs at least two classes to learn from"
+        )));
+    }
+    if train.len() < labels.len() {
+        return Err(user(format!(
+            "{origin}: {} training examples{after} for {} classes ({}): give at least one example per class",
+            train.len(),
+            labels.len(),
+            labels.source
+        )));
+    }
+    Ok(())
+}

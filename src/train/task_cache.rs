@@ -69,6 +69,7 @@ pub(super) fn tokenized_task(
         }
         None => None,
     };
+    data::check_training_set(&task.train, &task.labels, &cfg.data, &carve_outs(cfg))?;
     let train = Tokenized::new(encoder, &task.train, types)?;
     let eval = Tokenized::new(encoder, &task.eval, types)?;
     if cache.len() >= 4 {
@@ -84,4 +85,26 @@ pub(super) fn tokenized_task(
         ),
     ));
     Ok((task, train, eval, validation))
+}
+
+/// " after --eval-split 0.5, --max-train-examples 4" (what was taken from the training data),
+/// or "" when nothing was.
+fn carve_outs(cfg: &FinetuneConfig) -> String {
+    let mut taken = Vec::new();
+    if cfg.eval_data.is_none() {
+        if let Some(f) = cfg.eval_split {
+            taken.push(format!("--eval-split {f}"));
+        }
+    }
+    if let Some(n) = cfg.max_train_examples {
+        taken.push(format!("--max-train-examples {n}"));
+    }
+    if let Some(f) = cfg.validation_split {
+        taken.push(format!("--validation-split {f}"));
+    }
+    if taken.is_empty() {
+        String::new()
+    } else {
+        format!(" after {}", taken.join(", "))
+    }
 }
