@@ -78,6 +78,12 @@ pub fn run(args: TsneArgs) -> anyhow::Result<()> {
         engine: args.engine.parse()?,
         ..TsneParams::default()
     };
+    params.check()?;
+    if args.columns == Some(0) {
+        return Err(heal::error::user(
+            "--columns 0: give 1 or more panels per row",
+        ));
+    }
     let request = FigureRequest {
         layer: args.layer.parse()?,
         titles: args

@@ -29,7 +29,7 @@ pub struct WeightsArgs {
     /// run: pretrained,healed,corrupted]
     #[arg(long)]
     pub names: Option<String>,
-    /// Histogram bins per module type.
+    /// Histogram bins per module type (1 to 10000).
     #[arg(long, default_value_t = 120)]
     pub bins: usize,
     /// Hub revision (branch, tag or commit) of a model given by hub id. [default: main]
@@ -57,8 +57,12 @@ fn folder_name(path: &Path) -> String {
 }
 
 fn resolve(args: &WeightsArgs) -> anyhow::Result<Inputs> {
-    if args.bins == 0 {
-        return Err(user("--bins 0: give at least 1 bin"));
+    if !(1..=heal::analysis::weights::MAX_BINS).contains(&args.bins) {
+        return Err(user(format!(
+            "--bins {}: give a bin count from 1 to {}",
+            args.bins,
+            heal::analysis::weights::MAX_BINS
+        )));
     }
     let a_path = Path::new(&args.a);
     if let Some(run_json) = heal::run_dir::read_run_json(a_path)? {

@@ -31,6 +31,7 @@ pub fn corrupt_checkpoint(
             out.display()
         )));
     }
+    refuse_empty_selection(cfg, &config, model_dir)?;
     let raw = checkpoint::read_raw_tensors(&files)?;
     let by_name: HashMap<String, tch::Tensor> = raw
         .iter()
@@ -65,4 +66,23 @@ pub fn corrupt_checkpoint(
         Ok(())
     })?;
     Ok(report)
+}
+
+/// A damaged copy that damages nothing is a mistake in the flags (`--spec none` without
+/// `--include`), not a result: refused before anything is read or written.
+fn refuse_empty_selection(
+    cfg: &CorruptionConfig,
+    config: &EncoderConfig,
+    model_dir: &Path,
+) -> anyhow::Result<()> {
+    let (_, names) = super::selection(cfg, config)?;
+    if names.is_empty() {
+        return Err(user(format!(
+            "--spec {}: selects no tensor of {} ({} layers): name layers to damage, e.g. --spec all, or add --include embeddings,pooler",
+            cfg.spec,
+            model_dir.display(),
+            config.num_layers
+        )));
+    }
+    Ok(())
 }

@@ -240,8 +240,10 @@ impl RunDir {
                 path.display()
             ))
         })?;
-        serde_json::from_str(&text)
-            .map_err(|e| user(format!("{}: not a heal result ({e})", path.display())))
+        let result: RunResult = serde_json::from_str(&text)
+            .map_err(|e| user(format!("{}: not a heal result ({e})", path.display())))?;
+        result.check_values(&path)?;
+        Ok(result)
     }
 
     /// Reads metrics.jsonl.
@@ -253,8 +255,10 @@ impl RunDir {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| user(format!("{}: line {}: {e}", path.display(), i + 1)))
+                let record: EpochRecord = serde_json::from_str(l)
+                    .map_err(|e| user(format!("{}: line {}: {e}", path.display(), i + 1)))?;
+                record.check_values(&path, i + 1)?;
+                Ok(record)
             })
             .collect()
     }

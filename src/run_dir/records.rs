@@ -80,3 +80,52 @@ pub struct StoppedEarly {
     pub epoch: usize,
     pub reason: String,
 }
+
+/// A score read back from a file must be a share: a hand-edited or foreign result.json with an
+/// F1 of 7.5 would otherwise flow into every table and claim.
+fn check_share(path: &std::path::Path, field: &str, value: f64) -> anyhow::Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(crate::error::user(format!(
+            "{}: {field} is {value}: scores are shares in [0, 1]; the file was edited or not written by heal",
+            path.display()
+        )))
+    }
+}
+
+fn check_scores(path: &std::path::Path, at: &str, s: &Scores) -> anyhow::Result<()> {
+    check_share(path, &format!("{at}.accuracy"), s.accuracy)?;
+    check_share(path, &format!("{at}.f1_weighted"), s.f1_weighted)?;
+    check_share(path, &format!("{at}.f1_macro"), s.f1_macro)
+}
+
+impl RunResult {
+    /// Checks the values a reader relies on (`path` is the file it came from).
+    pub fn check_values(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        if let Some(s) = &self.best {
+            check_scores(path, "best", s)?;
+        }
+        if let Some(s) = &self.last {
+            check_scores(path, "final", s)?;
+        }
+        Ok(())
+    }
+}
+
+impl EpochRecord {
+    /// Checks the scores of one metrics.jsonl line (`at` names the file and line).
+    pub fn check_values(&self, path: &std::path::Path, line: usize) -> anyhow::Result<()> {
+        let at = format!("line {line}");
+        check_scores(path, &at, &self.scores())?;
+        for (field, v) in [
+            ("validation_f1_weighted", self.validation_f1_weighted),
+            ("validation_accuracy", self.validation_accuracy),
+        ] {
+            if let Some(v) = v {
+                check_share(path, &format!("{at}.{field}"), v)?;
+            }
+        }
+        Ok(())
+    }
+}

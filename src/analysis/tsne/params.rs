@@ -191,8 +191,28 @@ fn suggested_perplexity(n: usize) -> String {
     }
 }
 
+impl TsneParams {
+    /// Checks what does not depend on the input (`heal tsne` calls it before reading any):
+    /// at least one iteration, and a PCA to 2 or more dimensions.
+    pub fn check(&self) -> Result<()> {
+        if self.iterations == 0 {
+            return Err(user(
+                "--iterations 0: give 1 or more iterations (1000 is usual)",
+            ));
+        }
+        if self.pca_dims < 2 {
+            return Err(user(format!(
+                "--pca-dims {}: give 2 or more dimensions (50 is usual; vectors already that narrow skip the PCA)",
+                self.pca_dims
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Checks the parameters against an input of `n` rows.
 pub(super) fn validate_params(n: usize, params: &TsneParams) -> Result<()> {
+    params.check()?;
     if n < 4 {
         return Err(user(format!("t-SNE needs at least 4 points; got {n}")));
     }

@@ -121,3 +121,53 @@ pub fn by_layer(cmp: &Comparison) -> Vec<(Option<usize>, ChangeSums)> {
     rows.rotate_left(heads);
     rows
 }
+
+/// Refuses to compare checkpoints of different architectures: another family, or an encoder
+/// tensor of another shape (a different depth or width), or no encoder tensor in common.
+/// Head tensors may differ (a pretrained model's head against a fine-tuned one's labels).
+pub fn check_same_architecture(a: &Weights, b: &Weights) -> anyhow::Result<()> {
+    let differ = |what: String| {
+        Err(crate::error::user(format!(
+            "{} and {} are different architectures ({what}): heal weights compares checkpoints of one model",
+            a.label, b.label
+        )))
+    };
+    if a.family != b.family {
+        return differ(format!(
+            "model_type {} against {}",
+            a.family.prefix(),
+            b.family.prefix()
+        ));
+    }
+    let heads = crate::model::head::Head::tensor_prefixes(a.family);
+    let encoder = |name: &str| {
+        name.starts_with(&format!("{}.", a.family.prefix()))
+            && !heads.iter().any(|p| name.starts_with(p))
+    };
+    let mut shared = 0;
+    for (name, (shape_a, _)) in a.tensors.iter().filter(|(n, _)| encoder(n)) {
+        match b.tensors.get(name) {
+            Some((shape_b, _)) if shape_b != shape_a => {
+                return differ(format!("{name} has shape {shape_a:?} against {shape_b:?}"))
+            }
+            Some(_) => shared += 1,
+            None => {}
+        }
+    }
+    let only = |x: &Weights, y: &Weights| {
+        x.tensors
+            .keys()
+            .find(|n| encoder(n) && !y.tensors.contains_key(*n))
+            .cloned()
+    };
+    if let Some(name) = only(a, b) {
+        return differ(format!("{name} is only in {}", a.label));
+    }
+    if let Some(name) = only(b, a) {
+        return differ(format!("{name} is only in {}", b.label));
+    }
+    if shared == 0 {
+        return differ("no encoder tensor in common".into());
+    }
+    Ok(())
+}

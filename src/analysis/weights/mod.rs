@@ -19,5 +19,5 @@ pub use histogram::{histograms, GroupHistogram};
 // Where a tensor sits is the model's business (training files tensors too); re-exported here
 // so that `analysis::weights::{place, Group, Place}` keep working.
 pub use crate::model::place::{place, Group, Place, ALL_GROUPS};
-pub use report::{write_report, ReportRequest, HEATMAP_MODULES};
+pub use report::{write_report, ReportRequest, HEATMAP_MODULES, MAX_BINS};
 pub use stats::{stats_of, TensorStats, OUTLIER_STD};

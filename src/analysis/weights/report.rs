@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 pub const HEATMAP_MODULES: [&str; 8] =
     ["q", "k", "v", "o", "ffn_in", "ffn_out", "ln_attn", "ln_ffn"];
 
+/// The most histogram bins `--bins` takes: every group's counts per checkpoint are kept in
+/// memory and written to histograms.csv, and no figure shows more bars than this.
+pub const MAX_BINS: usize = 10_000;
+
 /// The checkpoints to analyse and where the report goes.
 #[derive(Debug, Clone)]
 pub struct ReportRequest {
@@ -33,6 +37,12 @@ pub struct ReportRequest {
 
 /// Loads the checkpoints, writes the report folder and returns the summary for stdout.
 pub fn write_report(req: &ReportRequest) -> anyhow::Result<String> {
+    if !(1..=MAX_BINS).contains(&req.bins) {
+        return Err(crate::error::user(format!(
+            "--bins {}: give a bin count from 1 to {MAX_BINS}",
+            req.bins
+        )));
+    }
     let a = Weights::load(&req.a, &req.names[0])?;
     let b = req
         .b
@@ -44,6 +54,9 @@ pub fn write_report(req: &ReportRequest) -> anyhow::Result<String> {
         .as_ref()
         .map(|p| Weights::load(p, &req.names[2]))
         .transpose()?;
+    for other in [b.as_ref(), start.as_ref()].into_iter().flatten() {
+        super::comparison::check_same_architecture(&a, other)?;
+    }
     // Panels overlay: A, then the corrupted start, then B (the order of a healing story).
     let shown: Vec<&Weights> = [Some(&a), start.as_ref(), b.as_ref()]
         .into_iter()
