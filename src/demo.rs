@@ -47,7 +47,7 @@ pub fn run(req: &DemoRequest) -> anyhow::Result<DemoOutcome> {
     for cell in &mut plan.cells {
         cell.config.threads = req.threads;
     }
-    plan.write(&req.out)?;
+    plan.write()?;
     sweep::run_all(&plan)?;
     let report = report::build(&plan, Protocol::Eval)?;
     let mut written = report::write(&report, &req.report)?;

@@ -226,7 +226,12 @@ fn study_report_of_a_tiny_three_seed_sweep() {
     for e in std::fs::read_dir(&sweep).unwrap() {
         let p = e.unwrap().path();
         if p.file_name().unwrap() != "plan.json" && p.file_name().unwrap() != "cells" {
-            std::fs::remove_file(&p).unwrap();
+            // claims/ (who ran each cell) is a folder; the report reads neither.
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).unwrap();
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
         }
     }
     assert!(

@@ -17,7 +17,14 @@ use std::path::{Path, PathBuf};
   heal report SWEEP
 
 Cells are run directories SWEEP/cells/<name>/. A cell with a result.json is finished and is
-skipped on a rerun; an interrupted cell (no result.json) is run again from the start.")]
+skipped on a rerun; an interrupted cell (no result.json) is run again from its last epoch.
+
+Several processes (on one machine or many sharing the folder, Slurm array tasks, reruns) may
+work on one sweep at once: a process claims a cell before running it (SWEEP/claims/<name>/),
+and a cell that another live process has claimed is skipped and counted in the summary. The
+claim of a killed process is taken over at once on the same machine, and from another machine
+once it has gone 10 minutes without its heartbeat (every 30 s). The sweep folder may be moved
+or copied: plan.json holds no path into it.")]
 pub struct SweepArgs {
     /// The grid (TOML): [base] options shared by every cell (any `heal finetune` option but
     /// out), [grid] lists per axis (model, data, corrupt, method, train, pooling, lr, seed), or
@@ -35,9 +42,17 @@ pub struct SweepArgs {
     /// finished cells by status, started, left, failed, and an estimate of the time left.
     #[arg(long, conflicts_with_all = ["config", "plan", "cell", "slurm"])]
     pub status: bool,
-    /// Run only this cell (0-based index in plan.json), e.g. $SLURM_ARRAY_TASK_ID.
+    /// Run only this cell (0-based index in plan.json), e.g. $SLURM_ARRAY_TASK_ID. A cell that
+    /// is finished, or that another live process has claimed (a requeued or repeated task), is
+    /// not run: one line says so (by whom) and the exit code is 0.
     #[arg(long)]
     pub cell: Option<usize>,
+    /// Replace SWEEP/plan.json with --config's grid when it holds another one (without this, a
+    /// different grid into an existing sweep is refused). Cells of the new grid that the old
+    /// one had with the same options are kept; the old grid's other cells are moved, folders
+    /// and all, to SWEEP/replaced/<time>/cells/ beside the old plan.json (nothing is deleted).
+    #[arg(long, requires = "config")]
+    pub replan: bool,
     /// Write SWEEP/sweep.sbatch, a Slurm job array with one task per cell, and print how to
     /// submit it.
     #[arg(long)]
@@ -87,8 +102,19 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             c.config.threads = Some(n);
         }
     }
-    if args.config.is_some() && args.cell.is_none() {
-        plan.write(&args.out)?;
+    if args.config.is_some() {
+        if args.replan {
+            let replaced = plan.replace()?;
+            if let Some(to) = &replaced.moved_to {
+                println!(
+                    "plan.json replaced; the old plan and {} superseded cell folder(s) moved to {}",
+                    replaced.moved_cells.len(),
+                    to.display()
+                );
+            }
+        } else {
+            plan.write()?;
+        }
     }
     if args.plan {
         let finished = plan.cells.iter().filter(|c| sweep::is_finished(c)).count();
@@ -140,16 +166,30 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
                 n.saturating_sub(1)
             ))
         })?;
-        sweep::run_cell(cell, n)?;
+        if let sweep::CellOutcome::ClaimedElsewhere(h) = sweep::run_cell(&plan, cell)? {
+            println!(
+                "cell {i} ({}): running elsewhere ({h}); not run here",
+                cell.name
+            );
+        }
         return Ok(());
     }
-    sweep::run_all(&plan)?;
-    println!(
-        "sweep finished: {} cells in {}; next: heal report {}",
-        plan.cells.len(),
-        args.out.display(),
-        args.out.display()
-    );
+    let run = sweep::run_all(&plan)?;
+    let out = args.out.display();
+    if run.claimed_elsewhere.is_empty() {
+        println!(
+            "sweep finished: {} cells in {out}; next: heal report {out}",
+            run.cells
+        );
+    } else {
+        println!(
+            "sweep done here: {} cells in {out}, {} run here, {} finished earlier, {} skipped as claimed elsewhere (running in other processes: heal sweep --out {out} --status shows where); when they finish: heal report {out}",
+            run.cells,
+            run.ran,
+            run.finished_earlier,
+            run.claimed_elsewhere.len()
+        );
+    }
     Ok(())
 }
 
@@ -164,15 +204,21 @@ fn print_status(out: &Path, s: &SweepStatus) {
         f.diverged,
         f.failed
     );
+    let running = s.started.iter().filter(|c| c.running.is_some()).count();
     println!(
-        "started   {:>4}  (running, or killed: a rerun resumes them)",
-        s.started.len()
+        "started   {:>4}  ({running} running, {} killed: a rerun resumes them)",
+        s.started.len(),
+        s.started.len() - running
     );
     for c in &s.started {
         let since = c.since.map_or("unknown".into(), |d| {
             format!("{} ago", duration(d.as_secs_f64()))
         });
-        println!("  {:>4}  {}  started {since}", c.index, c.name);
+        let state = match &c.running {
+            Some(h) => format!("running ({h})"),
+            None => "not running".into(),
+        };
+        println!("  {:>4}  {}  started {since}, {state}", c.index, c.name);
     }
     println!("left      {:>4}", s.left);
     match (s.seconds_left, s.mean_cell_seconds) {

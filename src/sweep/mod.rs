@@ -5,20 +5,27 @@
 //! A cell is finished when its result.json exists (the trainer writes it last, atomically), so
 //! a rerun skips finished cells and redoes any cell that was interrupted, whatever killed it.
 //! `plan.json` is the manifest of cells: `heal sweep --cell I` (one Slurm array task) runs
-//! cell I of it, `heal sweep --status` and `heal report` read it.
+//! cell I of it, `heal sweep --status` and `heal report` read it. Any number of processes, on
+//! any number of machines sharing the folder, may run one plan at once: each cell is run under
+//! a claim (`claim.rs`), so no cell runs twice at the same time.
 
+mod claim;
 mod disk;
 mod grid;
+mod models;
 mod plan;
+mod replan;
 pub mod report;
 mod run;
 mod slurm;
 mod status;
 
+pub use claim::{Claimant, Holder, CLAIMS_DIR, HEARTBEAT, STALE_AFTER};
 pub use disk::{estimate_disk, DiskEstimate, ModelShape};
 pub use grid::{Axes, DatasetEntry, GridFile};
 pub use plan::{Cell, Plan, CELLS_DIR, PLAN_JSON};
-pub use run::{is_finished, run_all, run_cell};
+pub use replan::{Replaced, REPLACED_DIR};
+pub use run::{is_finished, run_all, run_cell, CellOutcome, SweepRun};
 pub use slurm::{sbatch_script, SlurmOptions};
 pub use status::{status, FailedCell, StartedCell, StatusCounts, SweepStatus};
 

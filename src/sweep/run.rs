@@ -1,5 +1,7 @@
-//! Running cells: skip the finished, run the rest, go on past a failed cell.
+//! Running cells: skip the finished and those another process has claimed, run the rest under
+//! this process's claim, go on past a failed cell.
 
+use super::claim::{self, Acquired, Holder};
 use super::{Cell, Plan};
 use crate::progress::duration;
 use crate::run_dir::RunDir;
@@ -10,48 +12,96 @@ pub fn is_finished(cell: &Cell) -> bool {
     RunDir::at(&cell.config.out).is_finished()
 }
 
-/// Runs one cell unless it is finished. Returns whether it ran.
-pub fn run_cell(cell: &Cell, of: usize) -> anyhow::Result<bool> {
-    run_one(cell, of, "")
+/// What became of a cell.
+#[derive(Debug)]
+pub enum CellOutcome {
+    /// Run here (to a result.json, ok or not).
+    Ran,
+    /// Finished earlier (here or by another process): skipped.
+    Finished,
+    /// Another live process holds its claim (running it now): skipped.
+    ClaimedElsewhere(Holder),
+}
+
+/// What [`run_all`] did.
+#[derive(Debug, Default)]
+pub struct SweepRun {
+    pub cells: usize,
+    pub ran: usize,
+    pub finished_earlier: usize,
+    /// The cells skipped because another live process was running them.
+    pub claimed_elsewhere: Vec<(String, Holder)>,
+}
+
+/// Runs cell `cell` of `plan` unless it is finished or another process holds its claim.
+pub fn run_cell(plan: &Plan, cell: &Cell) -> anyhow::Result<CellOutcome> {
+    run_one(plan, cell, "")
 }
 
 /// [`run_cell`], with `note` (the sweep's times) after the cell's name in its log line.
-fn run_one(cell: &Cell, of: usize, note: &str) -> anyhow::Result<bool> {
+fn run_one(plan: &Plan, cell: &Cell, note: &str) -> anyhow::Result<CellOutcome> {
+    let (i, of) = (cell.index + 1, plan.cells.len());
+    let finished = || {
+        log::info!("cell {i}/{of} {}: finished earlier, skipped", cell.name);
+        Ok(CellOutcome::Finished)
+    };
     if is_finished(cell) {
-        log::info!(
-            "cell {}/{of} {}: finished earlier, skipped",
-            cell.index + 1,
-            cell.name
-        );
-        return Ok(false);
+        return finished();
     }
-    log::info!("cell {}/{of} {}{note}", cell.index + 1, cell.name);
-    // A cell killed mid-run continues from its last finished epoch.
+    let _claim = match claim::acquire(&plan.dir, &cell.name)? {
+        Acquired::Mine(c) => c,
+        Acquired::Elsewhere(holder) => {
+            log::info!(
+                "cell {i}/{of} {}: claimed by another process ({holder}), skipped",
+                cell.name
+            );
+            return Ok(CellOutcome::ClaimedElsewhere(holder));
+        }
+    };
+    // Another process may have finished it between the look above and the claim.
+    if is_finished(cell) {
+        return finished();
+    }
+    log::info!("cell {i}/{of} {}{note}", cell.name);
+    // A cell killed mid-run continues from its last finished epoch. The claim is released
+    // when `_claim` drops: at the end of the cell, ok, failed or on an error.
     if RunDir::at(&cell.config.out).resume_state().exists() {
         crate::train::trainer::resume(&cell.config)?;
     } else {
         crate::train::trainer::finetune(&cell.config)?;
     }
-    Ok(true)
+    Ok(CellOutcome::Ran)
 }
 
-/// Runs every unfinished cell in order. A cell that fails is reported and the sweep goes on;
-/// the error at the end names every failed cell.
-pub fn run_all(plan: &Plan) -> anyhow::Result<()> {
+/// Runs every unfinished, unclaimed cell in order. A cell that fails is reported and the sweep
+/// goes on; the error at the end names every failed cell.
+pub fn run_all(plan: &Plan) -> anyhow::Result<SweepRun> {
     let n = plan.cells.len();
     let done = plan.cells.iter().filter(|c| is_finished(c)).count();
     log::info!("{n} cells, {done} finished earlier, {} to run", n - done);
     let started = Instant::now();
     let mut ran = CellTimes::default();
+    let mut summary = SweepRun {
+        cells: n,
+        ..Default::default()
+    };
     let mut failed = Vec::new();
     for (i, cell) in plan.cells.iter().enumerate() {
         // Counted afresh: other processes may be finishing cells of the same plan.
         let to_run = plan.cells[i..].iter().filter(|c| !is_finished(c)).count();
         let note = ran.note(started, to_run);
         let cell_started = Instant::now();
-        let outcome = run_one(cell, n, &note);
-        if let Ok(true) = outcome {
-            ran.add(cell_started.elapsed().as_secs_f64());
+        let outcome = run_one(plan, cell, &note);
+        match &outcome {
+            Ok(CellOutcome::Ran) => {
+                ran.add(cell_started.elapsed().as_secs_f64());
+                summary.ran += 1;
+            }
+            Ok(CellOutcome::Finished) => summary.finished_earlier += 1,
+            Ok(CellOutcome::ClaimedElsewhere(h)) => summary
+                .claimed_elsewhere
+                .push((cell.name.clone(), h.clone())),
+            Err(_) => {}
         }
         if let Err(e) = outcome {
             log::error!("cell {}/{n} {}: {e:#}", cell.index + 1, cell.name);
@@ -69,7 +119,7 @@ pub fn run_all(plan: &Plan) -> anyhow::Result<()> {
             failed.join(", ")
         );
     }
-    Ok(())
+    Ok(summary)
 }
 
 /// The wall times of the cells this process ran to the end, for the estimate of the time left.

@@ -1,8 +1,9 @@
 //! `heal sweep --out S --status`: where a sweep stands, read from S/plan.json and the cells'
 //! folders alone (no grid file): finished cells by status, started ones, the ones left, and the
-//! time left estimated from the finished cells' wall times.
+//! time left estimated from the finished cells' wall times. A started cell is running when a
+//! live process holds its claim (which host, which pid), else it was killed.
 
-use super::{Plan, CELLS_DIR};
+use super::{claim, Holder, Plan, CELLS_DIR};
 use crate::run_dir::{RunDir, Status};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -13,8 +14,8 @@ pub struct SweepStatus {
     pub cells: usize,
     /// Cells with a result.json, by status.
     pub finished: StatusCounts,
-    /// Cells with a folder but no result.json: running, or killed (a rerun resumes them from
-    /// their last finished epoch, or redoes them).
+    /// Cells with a folder or a live claim but no result.json: running, or killed (a rerun
+    /// resumes them from their last finished epoch, or redoes them).
     pub started: Vec<StartedCell>,
     /// Cells without a folder.
     pub left: usize,
@@ -48,6 +49,8 @@ pub struct StartedCell {
     pub name: String,
     /// Since run.json was written (the run's start), else since the folder was made.
     pub since: Option<Duration>,
+    /// The live process running it; None: not running (killed).
+    pub running: Option<Holder>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +100,10 @@ pub fn status(sweep_dir: &Path) -> anyhow::Result<SweepStatus> {
             } else {
                 wall.push(result.wall_seconds);
             }
-        } else if run.path.is_dir() {
+            continue;
+        }
+        let running = claim::holder(sweep_dir, &cell.name);
+        if run.path.is_dir() || running.is_some() {
             let written = std::fs::metadata(run.run_json())
                 .or_else(|_| std::fs::metadata(&run.path))
                 .and_then(|m| m.modified());
@@ -105,6 +111,7 @@ pub fn status(sweep_dir: &Path) -> anyhow::Result<SweepStatus> {
                 index: cell.index,
                 name: cell.name.clone(),
                 since: written.ok().and_then(|t| now.duration_since(t).ok()),
+                running,
             });
         } else {
             left += 1;
