@@ -366,7 +366,10 @@ fn frozen_tensors_stay_bit_identical_under_weight_decay() {
         assert!(moved_trainable > 0, "{what}: something trained");
         if mode == "ln-outliers:4" {
             // 5 LayerNorms x 4 dims x (weight, bias): nearly all of them move.
-            assert!(moved_outliers > 30, "{what}: {moved_outliers} outlier entries moved");
+            assert!(
+                moved_outliers > 30,
+                "{what}: {moved_outliers} outlier entries moved"
+            );
         }
     }
 }

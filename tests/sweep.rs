@@ -290,7 +290,11 @@ fn validation_protocol_chooses_on_the_carve_out() {
             serde_json::from_str(&std::fs::read_to_string(cell.join("result.json")).unwrap())
                 .unwrap();
         if r["status"] == "ok" {
-            ok.push(chosen_by_validation(&cell).1["f1_weighted"].as_f64().unwrap());
+            ok.push(
+                chosen_by_validation(&cell).1["f1_weighted"]
+                    .as_f64()
+                    .unwrap(),
+            );
         }
     }
     assert_eq!(ok.len(), 2, "both clean cells end ok");

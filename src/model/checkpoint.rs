@@ -249,7 +249,10 @@ fn unreadable_weights(file: &Path, libtorch: &str) -> anyhow::Error {
     } else {
         first.to_string()
     };
-    user(format!("{}: cannot read the weights ({why})", file.display()))
+    user(format!(
+        "{}: cannot read the weights ({why})",
+        file.display()
+    ))
 }
 
 /// Tokenizer files copied next to a saved checkpoint, when the source has them.
