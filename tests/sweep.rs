@@ -414,3 +414,79 @@ fn bad_grids_are_one_line_errors() {
         );
     }
 }
+
+#[test]
+fn report_tables_recovery_ratios_and_flagged_runs_are_the_hand_computed_ones() {
+    // A real sweep of six cells (clean, bottom:50%, top:50%; seeds 1 and 2), whose result.json
+    // scores and statuses are then set by hand: the report reads the eval protocol's score and
+    // status from result.json alone, so its tables follow from these numbers.
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tiny_grid(
+        tmp.path(),
+        "epochs = 1\nbatch-size = 16\ndevice = \"cpu\"\nthreads = 1\nanalysis-examples = 0",
+        "corrupt = [\"none\", \"bottom:50%\", \"top:50%\"]\nlr = [1e-2]\nseed = [1, 2]",
+    );
+    let out = tmp.path().join("sweep");
+    sweep(&g, &out);
+    let set = [
+        ("none", 1, "ok", 0.80),
+        ("none", 2, "ok", 0.60),
+        ("bottom50pct", 1, "ok", 0.42),
+        ("bottom50pct", 2, "ok", 0.28),
+        ("top50pct", 1, "ok", 0.63),
+        ("top50pct", 2, "collapsed", 0.99),
+    ];
+    for (corrupt, seed, status, f1) in set {
+        let path = out
+            .join("cells")
+            .join(format!(
+                "tiny-bert_tiny_{corrupt}_reinit_full_cls_lr1e-2_s{seed}"
+            ))
+            .join("result.json");
+        let mut r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        r["status"] = status.into();
+        r["reason"] = if status == "ok" {
+            ""
+        } else {
+            "hand-made reason 7"
+        }
+        .into();
+        r["best"]["f1_weighted"] = f1.into();
+        std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    }
+    heal_ok(&["report", out.to_str().unwrap()]);
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    // Clean: mean 0.70, sd sqrt(0.02) = 0.1414. bottom: 0.35, sd 0.14 / sqrt 2 = 0.0990.
+    // top: the collapsed seed is left out: 0.63 alone, no sd, bold against bottom's 0.35.
+    // Recovery: 0.35 / 0.70 = 0.500, 0.63 / 0.70 = 0.900, the clean row 1.000.
+    for line in [
+        "| tiny-bert | 0% | 70.00 ± 14.14 | 70.00 ± 14.14 |",
+        "| tiny-bert | 50% | 35.00 ± 9.90 | **63.00** (1 collapsed left out) |",
+        "| tiny-bert | 0% | 1.000 | 1.000 |",
+        "| tiny-bert | 50% | 0.500 | 0.900 |",
+        "- tiny-bert_tiny_top50pct_reinit_full_cls_lr1e-2_s2: collapsed (hand-made reason 7)",
+    ] {
+        assert!(md.lines().any(|l| l == line), "missing {line:?} in\n{md}");
+    }
+    let csv_text = std::fs::read_to_string(out.join("report/report.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv_text.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let mut seen = 0;
+    for row in rows.records() {
+        let row = row.unwrap();
+        let (ratio, mean, flagged): (f64, f64, &str) = match &row[col("corrupt")] {
+            "none" => (1.0, 0.70, ""),
+            "bottom:50%" => (0.5, 0.35, ""),
+            "top:50%" => (0.9, 0.63, "1 collapsed"),
+            other => panic!("unexpected row {other}"),
+        };
+        let got = |c: &str| row[col(c)].parse::<f64>().unwrap();
+        assert!((got("recovery_ratio") - ratio).abs() < 1e-12, "{row:?}");
+        assert!((got("mean_f1") - mean).abs() < 1e-12, "{row:?}");
+        assert_eq!(&row[col("flagged")], flagged);
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
+}
