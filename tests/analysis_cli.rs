@@ -146,8 +146,13 @@ fn tsne_panels_with_scores_that_equal_sklearn() {
         "400",
     ];
     heal_ok(&args);
-    let bytes = std::fs::read(&png).unwrap();
-    assert_eq!(&bytes[1..4], b"PNG");
+    // The three classes' points in the palette's first three colours, and no fourth class.
+    let counts = common::png_colour_counts(&png, &common::palette(4));
+    assert!(
+        counts[..3].iter().all(|&c| c > 10),
+        "class pixels {counts:?}"
+    );
+    assert_eq!(counts[3], 0, "a fourth class colour: {counts:?}");
     assert!(png.with_extension("svg").is_file());
     let first_csv = std::fs::read(png.with_extension("csv")).unwrap();
     // Deterministic for a seed: a second run writes the same coordinates.
@@ -227,6 +232,9 @@ fn curves_are_a_png_at_the_stated_dpi_and_an_svg() {
     heal_ok(&["curves", run.to_str().unwrap()]);
     let png = std::fs::read(run.join("curves.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    // Two loss series and three score series: the palette's first three colours are drawn.
+    let counts = common::png_colour_counts(&run.join("curves.png"), &common::palette(3));
+    assert!(counts.iter().all(|&c| c > 100), "series pixels {counts:?}");
     // pHYs: pixels per unit in x and y (big-endian), then the unit (1 = metre).
     let at = png
         .windows(4)

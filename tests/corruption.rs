@@ -334,3 +334,96 @@ fn bad_specs_and_methods_are_one_line_errors() {
         .unwrap();
     assert!(String::from_utf8_lossy(&r.stderr).contains("2 layers"));
 }
+
+/// `noise SRC DST`: tiny-bert's tensors each moved by seeded N(0, 0.1) noise (so that any
+/// damage changes them: the fixture's LayerNorms are exactly 1 and 0), written to DST with
+/// the config and vocabulary; prints the tensor names. `diff A B`: the names whose values
+/// differ between A/model.safetensors and B/model.safetensors, read with numpy.
+const TENSOR_NAMES: &str = r#"
+import json, shutil, sys
+import numpy as np
+from safetensors.numpy import load_file, save_file
+mode, a, b = sys.argv[1:4]
+if mode == "noise":
+    rng = np.random.default_rng(5)
+    t = {k: (v + rng.normal(0, 0.1, v.shape)).astype(v.dtype)
+         for k, v in load_file(f"{a}/model.safetensors").items()}
+    for f in ("config.json", "vocab.txt", "tokenizer_config.json"):
+        shutil.copy(f"{a}/{f}", f"{b}/{f}")
+    save_file(t, f"{b}/model.safetensors", metadata={"format": "pt"})
+    print(json.dumps(sorted(t)))
+else:
+    x, y = load_file(f"{a}/model.safetensors"), load_file(f"{b}/model.safetensors")
+    assert sorted(x) == sorted(y), "the same tensor names"
+    print(json.dumps(sorted(k for k in x if not np.array_equal(x[k], y[k]))))
+"#;
+
+#[test]
+fn include_embeddings_and_pooler_damage_exactly_those_tensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    let src = fixtures().join("tiny-bert");
+    let names: Vec<String> = common::python_json(
+        TENSOR_NAMES,
+        &["noise", src.to_str().unwrap(), model.to_str().unwrap()],
+    );
+    // The expected sets, from HF's BERT names: the embeddings block is the three embedding
+    // tables and its LayerNorm; the pooler its dense layer; `--modules q` of layer 2 the
+    // query projection of encoder.layer.1.
+    let expected = |prefixes: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))
+            .cloned()
+            .collect()
+    };
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &[
+                "--spec",
+                "layers:2",
+                "--modules",
+                "q",
+                "--include",
+                "embeddings,pooler",
+            ],
+            &[
+                "bert.embeddings.",
+                "bert.pooler.dense.",
+                "bert.encoder.layer.1.attention.self.query.",
+            ],
+        ),
+        (
+            &["--spec", "none", "--include", "pooler"],
+            &["bert.pooler.dense."],
+        ),
+        (
+            &["--spec", "none", "--include", "embeddings"],
+            &["bert.embeddings."],
+        ),
+    ];
+    for (i, (args, prefixes)) in cases.iter().enumerate() {
+        let out = tmp.path().join(format!("out{i}"));
+        let run = Command::new(heal_bin())
+            .args(["corrupt", "--model"])
+            .arg(&model)
+            .args(*args)
+            .args(["--method", "noise:1", "--seed", "3", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let changed: Vec<String> = common::python_json(
+            TENSOR_NAMES,
+            &["diff", model.to_str().unwrap(), out.to_str().unwrap()],
+        );
+        let want = expected(prefixes);
+        assert!(want.len() >= 2, "{prefixes:?} names tensors of tiny-bert");
+        assert_eq!(changed, want, "{args:?}: the changed tensors");
+    }
+}

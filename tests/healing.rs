@@ -7,7 +7,7 @@ mod common;
 use common::{fixtures, heal_bin};
 use heal::run_dir::read_metrics;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// name -> (shape, raw bytes), read with the safetensors crate alone.
@@ -259,4 +259,117 @@ fn in_memory_corruption_equals_heal_corrupt() {
     assert_eq!(report["layers"], serde_json::json!([2]));
     assert_eq!(report["tensors"].as_array().unwrap().len(), 16);
     assert!(run.join("checkpoint").join("model.safetensors").exists());
+}
+
+/// tiny-bert in `dir` with every LayerNorm weight spread out (w[i] = 1 + 0.01 x (13 i mod
+/// hidden), a permutation of distinct values), so that `ln-outliers:N`'s dimensions are well
+/// defined; everything else as the fixture.
+fn tiny_bert_with_spread_layernorms(dir: &Path) -> PathBuf {
+    let src = fixtures().join("tiny-bert");
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["config.json", "vocab.txt", "tokenizer_config.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let tensors: Vec<(String, tch::Tensor)> =
+        tch::Tensor::read_safetensors(src.join("model.safetensors"))
+            .unwrap()
+            .into_iter()
+            .map(|(name, t)| {
+                if name.ends_with("LayerNorm.weight") {
+                    let n = t.size()[0];
+                    let w: Vec<f32> = (0..n).map(|i| 1.0 + 0.01 * ((13 * i) % n) as f32).collect();
+                    (name, tch::Tensor::from_slice(&w))
+                } else {
+                    (name, t)
+                }
+            })
+            .collect();
+    tch::Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).unwrap();
+    dir.to_path_buf()
+}
+
+/// The `n` indices of `w` farthest from its mean (computed here, not by heal).
+fn outlier_dims(w: &[f32], n: usize) -> Vec<usize> {
+    let mean = w.iter().map(|&x| x as f64).sum::<f64>() / w.len() as f64;
+    let mut order: Vec<usize> = (0..w.len()).collect();
+    order.sort_by(|&a, &b| ((w[b] as f64 - mean).abs()).total_cmp(&(w[a] as f64 - mean).abs()));
+    order.truncate(n);
+    order
+}
+
+#[test]
+fn frozen_tensors_stay_bit_identical_under_weight_decay() {
+    // At weight decay 0, Adam leaves an entry with a zero gradient where it is, so a frozen
+    // tensor that wrongly sat in the optimiser would still not move. At decay 0.5 (lr 1e-3,
+    // AdamW multiplies every optimised entry by 1 - 5e-4 per step; Adam adds 0.5 w to its
+    // gradient) it would: frozen tensors and ln-outliers' other entries must still be
+    // bit-identical, for both optimisers and for libtorch's as well as the fused step.
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_bert_with_spread_layernorms(&tmp.path().join("model"));
+    let original = tensors_of(&model.join("model.safetensors"));
+    let floats = |b: &[u8]| {
+        b.chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect::<Vec<f32>>()
+    };
+    let cases: [(&str, &str, &str); 5] = [
+        ("head", "adamw", "true"),
+        ("layers:2", "adam", "true"),
+        ("ln-outliers:4", "adamw", "true"),
+        ("ln-outliers:4", "adam", "true"),
+        ("ln-outliers:4", "adamw", "false"),
+    ];
+    for (mode, optimizer, fused) in cases {
+        let what = format!("{mode} {optimizer} fused={fused}");
+        let run = tmp
+            .path()
+            .join(format!("{}-{optimizer}-{fused}", mode.replace(':', "-")));
+        finetune(
+            &model,
+            &run,
+            &[
+                "--epochs",
+                "1",
+                "--weight-decay",
+                "0.5",
+                "--optimizer",
+                optimizer,
+                "--fused-optimizer",
+                fused,
+                "--train",
+                mode,
+                "--save-checkpoint",
+            ],
+        );
+        let trained = tensors_of(&run.join("checkpoint").join("model.safetensors"));
+        let (mut moved_trainable, mut moved_outliers) = (0, 0);
+        for (name, (_, bytes)) in &original {
+            let after = &trained[name].1;
+            if mode == "ln-outliers:4" && name.contains("LayerNorm") {
+                let weight = floats(&original[&name.replace(".bias", ".weight")].1);
+                let outliers = outlier_dims(&weight, 4);
+                let (before, after) = (floats(bytes), floats(after));
+                for i in 0..before.len() {
+                    let same = before[i].to_bits() == after[i].to_bits();
+                    if outliers.contains(&i) {
+                        moved_outliers += usize::from(!same);
+                    } else {
+                        assert!(same, "{what}: {name}[{i}] is not an outlier but moved");
+                    }
+                }
+            } else if trains(mode, name) {
+                moved_trainable += usize::from(after != bytes);
+            } else {
+                assert!(after == bytes, "{what}: frozen {name} changed");
+            }
+        }
+        assert!(moved_trainable > 0, "{what}: something trained");
+        if mode == "ln-outliers:4" {
+            // 5 LayerNorms x 4 dims x (weight, bias): nearly all of them move.
+            assert!(
+                moved_outliers > 30,
+                "{what}: {moved_outliers} outlier entries moved"
+            );
+        }
+    }
 }

@@ -232,11 +232,27 @@ pub fn read_raw_tensors(files: &CheckpointFiles) -> anyhow::Result<Vec<(String, 
             Some("safetensors") => Tensor::read_safetensors(file),
             _ => Tensor::loadz_multi_with_device(file, Device::Cpu),
         }
-        .map_err(|e| user(format!("{}: cannot read the weights ({e})", file.display())))?;
+        .map_err(|e| unreadable_weights(file, &e.to_string()))?;
         out.extend(named);
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// One line for weights libtorch cannot read (its message runs to a C++ backtrace). Its
+/// unpickler reads a `pytorch_model.bin` holding a plain dict (transformers 4.18 and later) but
+/// turns an OrderedDict (`torch.save(model.state_dict())`, older transformers) into None.
+fn unreadable_weights(file: &Path, libtorch: &str) -> anyhow::Error {
+    let first = libtorch.lines().next().unwrap_or("").trim();
+    let why = if first.contains("Expected GenericDict but got None") {
+        "it holds an OrderedDict (torch.save(model.state_dict())), which libtorch cannot read: re-save it with transformers' save_pretrained (safetensors)".to_string()
+    } else {
+        first.to_string()
+    };
+    user(format!(
+        "{}: cannot read the weights ({why})",
+        file.display()
+    ))
 }
 
 /// Tokenizer files copied next to a saved checkpoint, when the source has them.

@@ -184,3 +184,28 @@ pub fn tiny_grid(dir: &Path, base: &str, axes: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// How many pixels of the PNG at `path` have exactly each of `colours`, decoded by Pillow (a
+/// figure test then checks what the pixels show, not only that the file is a PNG).
+pub fn png_colour_counts(path: &Path, colours: &[(u8, u8, u8)]) -> Vec<usize> {
+    let script = r#"
+import json, sys
+from collections import Counter
+from PIL import Image
+counts = Counter(Image.open(sys.argv[1]).convert("RGB").get_flattened_data())
+print(json.dumps([counts.get(tuple(c), 0) for c in json.loads(sys.argv[2])]))
+"#;
+    let wanted: Vec<[u8; 3]> = colours.iter().map(|c| [c.0, c.1, c.2]).collect();
+    python_json(
+        script,
+        &[
+            path.to_str().unwrap(),
+            &serde_json::to_string(&wanted).unwrap(),
+        ],
+    )
+}
+
+/// The first `n` series colours of viz's palette, as (r, g, b).
+pub fn palette(n: usize) -> Vec<(u8, u8, u8)> {
+    viz::PALETTE[..n].iter().map(|c| (c.0, c.1, c.2)).collect()
+}
