@@ -213,7 +213,7 @@ fn sharded_safetensors_pytorch_bin_and_bf16_match_hf_and_torch() {
     // unpickler cannot read it; one line naming the file and what to do, exit 2, no backtrace.
     let ordered = tmp.path().join("bin-ordered");
     let out = std::process::Command::new(common::heal_bin())
-        .args(["corrupt", "--spec", "none", "--model"])
+        .args(["corrupt", "--spec", "all", "--model"])
         .arg(&ordered)
         .arg("--out")
         .arg(tmp.path().join("never"))
