@@ -156,6 +156,7 @@ struct Row {
 /// One row per layer both sets have, in A's layer order.
 fn compare(a: &EmbeddingSet, b: &EmbeddingSet, name: &str, k: usize) -> anyhow::Result<Vec<Row>> {
     let b_layers = aligned(a, b)?;
+    geometry::knn_fits(k, a.labels.len(), &a.dir)?;
     let n_classes = a
         .label_names
         .len()

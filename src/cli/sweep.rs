@@ -97,6 +97,18 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             ))
         }
     };
+    let opts = SlurmOptions {
+        partition: args.partition.clone(),
+        time: args.time.clone(),
+        cpus: args.cpus,
+        mem: args.mem.clone(),
+        gpus: args.gpus,
+        job_name: args.job_name.clone(),
+    };
+    // Before plan.json is written: a bad Slurm flag leaves the sweep folder as it was.
+    if args.slurm {
+        opts.check()?;
+    }
     if let Some(n) = args.threads {
         for c in &mut plan.cells {
             c.config.threads = Some(n);
@@ -137,14 +149,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     }
     if args.slurm {
         let heal = std::env::current_exe()?;
-        let opts = SlurmOptions {
-            partition: args.partition.clone(),
-            time: args.time.clone(),
-            cpus: args.cpus,
-            mem: args.mem.clone(),
-            gpus: args.gpus,
-            job_name: args.job_name.clone(),
-        };
         let script = sweep::sbatch_script(&plan, &args.out, &heal, &opts)?;
         std::fs::create_dir_all(args.out.join("logs"))?;
         let path = args.out.join("sweep.sbatch");

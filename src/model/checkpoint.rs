@@ -132,6 +132,18 @@ pub fn load_into(
             let is_head = head_prefixes.iter().any(|p| name.starts_with(p));
             match tensors.get(name) {
                 Some(src) if src.size() == var.size() => {
+                    // An integer tensor where a weight belongs is a broken or quantised file:
+                    // converting it would train on its truncated values without a word.
+                    if !matches!(
+                        src.kind(),
+                        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+                    ) {
+                        return Err(user(format!(
+                            "{}: tensor {name} is stored as {:?}, not a floating-point type: give an unquantised float checkpoint",
+                            source.display(),
+                            src.kind()
+                        )));
+                    }
                     var.copy_(&src.to_kind(Kind::Float));
                     report.loaded += 1;
                 }

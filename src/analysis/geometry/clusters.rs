@@ -31,6 +31,19 @@ pub fn silhouette(x: ArrayView2<f64>, labels: &[usize]) -> f64 {
 /// going to the smallest class index, as scikit-learn's `KNeighborsClassifier` under
 /// `cross_val_score(..., cv=LeaveOneOut())`. k is capped at n - 1; NaN for n < 2.
 /// Panics if k = 0 or `labels.len() != x.nrows()`.
+/// The leave-one-out k-NN accuracy needs more examples than neighbours (each example's `k`
+/// neighbours come from the other n - 1): a `--k` of n or more is the user's to fix, named
+/// with the set it was asked of.
+pub fn knn_fits(k: usize, n: usize, set: &std::path::Path) -> anyhow::Result<()> {
+    if k >= n {
+        return Err(crate::error::user(format!(
+            "--k {k}: {} has {n} examples; give fewer neighbours than examples",
+            set.display()
+        )));
+    }
+    Ok(())
+}
+
 pub fn knn_accuracy(x: ArrayView2<f64>, labels: &[usize], k: usize) -> f64 {
     assert!(k >= 1, "knn_accuracy: k must be at least 1");
     let n_classes = check_labels(x.nrows(), labels, None);

@@ -19,7 +19,7 @@ mod pairwise;
 
 pub use centroids::{centroid_distances, class_centroids};
 pub use cka::{linear_cka, linear_cka_debiased};
-pub use clusters::{cluster_scores, knn_accuracy, separation, silhouette, ClusterScores};
+pub use clusters::{cluster_scores, knn_accuracy, knn_fits, separation, silhouette, ClusterScores};
 pub use drift::{layer_drift, mean_row_cosine, LayerDrift};
 pub use pairwise::DIRECT_MAX_DIM;
 

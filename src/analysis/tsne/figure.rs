@@ -134,6 +134,10 @@ pub fn draw(req: &FigureRequest, log: &mut dyn FnMut(&str)) -> Result<Figures> {
             sets[0].dir.display()
         )));
     }
+    // Checked for every input before the first map, so that nothing is written for a bad --k.
+    for set in &sets {
+        geometry::knn_fits(req.k, set.labels.len(), &set.dir)?;
+    }
     let mut maps = Vec::new();
     for (i, set) in sets.into_iter().enumerate() {
         let title = req
