@@ -378,10 +378,15 @@ fn check(cfg: &FinetuneConfig) -> anyhow::Result<()> {
             cfg.warmup
         )));
     }
-    if cfg.grad_clip < 0.0 || cfg.weight_decay < 0.0 {
-        return Err(user(
-            "--grad-clip and --weight-decay must not be negative".to_string(),
-        ));
+    // NaN and infinity too: run.json would store them as null, which no reader takes back.
+    if ![cfg.grad_clip, cfg.weight_decay]
+        .iter()
+        .all(|v| *v >= 0.0 && v.is_finite())
+    {
+        return Err(user(format!(
+            "--grad-clip {} --weight-decay {}: give finite numbers, 0 or more",
+            cfg.grad_clip, cfg.weight_decay
+        )));
     }
     if let Some(f) = cfg.eval_split {
         if !(f > 0.0 && f < 1.0) {
