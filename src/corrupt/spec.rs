@@ -26,6 +26,9 @@ pub enum Amount {
     Count(usize),
 }
 
+/// The highest layer number a `layers:` list takes; far above any encoder's depth.
+pub const MAX_LAYER: usize = 10_000;
+
 pub const ROUNDING_RULE: &str =
     "a percentage p of L layers selects floor(L*p/100 + 0.5) layers (round half up)";
 
@@ -71,7 +74,9 @@ impl LayerSpec {
                 })
             }
             "layers" => {
-                let mut layers = Vec::new();
+                // Ranges first, expanded once merged: `1-99999999999` or a thousand copies of
+                // a range must not allocate what no model has.
+                let mut ranges = Vec::new();
                 for part in rest.split(',') {
                     let part = part.trim();
                     let (a, b) = match part.split_once('-') {
@@ -92,10 +97,19 @@ impl LayerSpec {
                     if a > b {
                         return Err(bad(&format!("the range {a}-{b} runs backwards")));
                     }
-                    layers.extend(a..=b);
+                    if b > MAX_LAYER {
+                        return Err(bad(&format!(
+                            "layer {b} is beyond any encoder (at most {MAX_LAYER} layers)"
+                        )));
+                    }
+                    ranges.push((a, b));
                 }
-                layers.sort_unstable();
-                layers.dedup();
+                ranges.sort_unstable();
+                let mut layers: Vec<usize> = Vec::new();
+                for (a, b) in ranges {
+                    let from = layers.last().map_or(a, |&last| a.max(last + 1));
+                    layers.extend(from..=b);
+                }
                 Ok(LayerSpec::Layers(layers))
             }
             _ => Err(bad("unknown form")),
@@ -313,6 +327,13 @@ mod tests {
         ] {
             assert!(LayerSpec::parse(bad).is_err(), "{bad} should not parse");
         }
+        // A huge range was expanded before any check: an allocation abort (exit 134).
+        let err = LayerSpec::parse("layers:1-99999999999")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 10000 layers"), "{err}");
+        let many = vec!["1-10000"; 5000].join(",");
+        assert_eq!(layers(&format!("layers:{many},3"), 10_000).len(), 10_000);
         let err = LayerSpec::parse("layers:7")
             .unwrap()
             .resolve(6)

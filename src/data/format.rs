@@ -3,8 +3,11 @@
 
 use crate::error::user;
 use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 /// A label as written in the file, before it is mapped to a class index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -155,10 +158,31 @@ fn read_delimited(
     reader: Box<dyn Read>,
     delimiter: u8,
 ) -> anyhow::Result<Vec<RawExample>> {
+    let runs = Rc::new(RefCell::new(VecDeque::new()));
+    let indexed = LineEnds {
+        inner: reader,
+        offset: 0,
+        run: None,
+        runs: Rc::clone(&runs),
+    };
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(false)
-        .from_reader(reader);
+        .from_reader(indexed);
+    // The line a row starts on. The csv crate gives where the previous row's terminator ended:
+    // after a CRLF that is its LF, after blank lines the first of them, so every row of a
+    // Windows file was one line early in messages and example ids.
+    let line_of = |p: &csv::Position| {
+        let (b, mut runs) = (p.byte(), runs.borrow_mut());
+        while runs.front().is_some_and(|r: &LineEndRun| r.end <= b) {
+            runs.pop_front();
+        }
+        let skipped = runs
+            .front()
+            .filter(|r| r.start <= b)
+            .map_or(0, |r| r.lfs.iter().filter(|&&lf| lf >= b).count());
+        p.line() as usize + skipped
+    };
     let headers = csv
         .headers()
         .map_err(|e| {
@@ -185,13 +209,13 @@ fn read_delimited(
     let mut out = Vec::new();
     for record in csv.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            let line = e.position().map(&line_of).unwrap_or(0);
             user(format!(
                 "{}: line {line}: malformed row ({e})",
                 path.display()
             ))
         })?;
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+        let line = record.position().map(&line_of).unwrap_or(0);
         let field = |c: usize| record.get(c).unwrap_or("").to_string();
         out.push(RawExample {
             text: field(text_col),
@@ -201,4 +225,79 @@ fn read_delimited(
         });
     }
     Ok(out)
+}
+
+/// A run of line-end bytes (CR, LF) in a delimited file: its byte range and its LFs.
+struct LineEndRun {
+    start: u64,
+    end: u64,
+    lfs: Vec<u64>,
+}
+
+/// A reader that notes every run of line ends read through it, for `read_delimited`'s
+/// `line_of`, which drops the runs behind the row it asks about (memory stays at the csv
+/// reader's read-ahead).
+struct LineEnds<R> {
+    inner: R,
+    offset: u64,
+    run: Option<LineEndRun>,
+    runs: Rc<RefCell<VecDeque<LineEndRun>>>,
+}
+
+impl<R: Read> Read for LineEnds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\r' || b == b'\n' {
+                let at = self.offset;
+                let run = self.run.get_or_insert_with(|| LineEndRun {
+                    start: at,
+                    end: at,
+                    lfs: Vec::new(),
+                });
+                if b == b'\n' {
+                    run.lfs.push(at);
+                }
+            } else if let Some(mut run) = self.run.take() {
+                run.end = self.offset;
+                self.runs.borrow_mut().push_back(run);
+            }
+            self.offset += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_of_a_crlf_file_name_their_own_lines() {
+        // Found by tests/fuzz_data.rs: with CRLF line ends each row was reported one line
+        // early (the first row on the header's line 1), and a row after a blank line on it.
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            (
+                "a.csv",
+                "text,label\r\nhello,0\r\n\"two\r\nlines\",1\r\nx,2\r\n",
+            ),
+            ("b.csv", "text,label\nhello,0\n\"two\nlines\",1\nx,2\n"),
+            ("c.tsv", "text\tlabel\r\nhello\t0\n\r\nx\t1\r\n"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let lines: Vec<usize> = read_examples(&path)
+                .unwrap()
+                .iter()
+                .map(|e| e.line)
+                .collect();
+            let expected = if name == "c.tsv" {
+                vec![2, 4]
+            } else {
+                vec![2, 3, 5]
+            };
+            assert_eq!(lines, expected, "{name}");
+        }
+    }
 }

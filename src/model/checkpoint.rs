@@ -276,3 +276,33 @@ pub const TOKENIZER_FILES: &[&str] = &[
     "vocab.json",
     "merges.txt",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_weights_file_is_one_line() {
+        // Found by tests/fuzz_safetensors.rs: a dimension past 2^63 (in a tensor of no
+        // elements, which the safetensors header check lets through) made libtorch's error,
+        // backtrace and all, the message.
+        let dir = tempfile::tempdir().unwrap();
+        let header =
+            r#"{"w":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        let path = dir.path().join("model.safetensors");
+        std::fs::write(&path, bytes).unwrap();
+        let files = CheckpointFiles {
+            dir: dir.path().to_path_buf(),
+            config: dir.path().join("config.json"),
+            weights: vec![path],
+        };
+        let err = read_raw_tensors(&files).unwrap_err();
+        let msg = crate::error::find_user_error(&err).unwrap().to_string();
+        assert!(
+            !msg.contains('\n') && msg.contains("cannot read the weights"),
+            "{msg}"
+        );
+    }
+}

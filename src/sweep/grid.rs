@@ -10,6 +10,9 @@ use crate::train::FinetuneOptions;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// The most cells one grid lays out (a paper's table is a few hundred).
+pub const MAX_CELLS: usize = 100_000;
+
 /// GRID.toml.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -167,7 +170,19 @@ impl GridFile {
             )));
         }
         let lens = named.map(|(_, n)| n);
-        let total: usize = lens.iter().product();
+        // Checked before any cell is laid out: eight long axes overflow a usize.
+        let total = lens
+            .iter()
+            .try_fold(1usize, |a, &n| a.checked_mul(n))
+            .filter(|&n| n <= MAX_CELLS)
+            .ok_or_else(|| {
+                let sizes: Vec<String> = named.iter().map(|(a, n)| format!("{a} {n}")).collect();
+                user(format!(
+                    "{}: the grid's axes ({}) make more than {MAX_CELLS} cells: split it into several grids",
+                    grid_path.display(),
+                    sizes.join(", ")
+                ))
+            })?;
         let mut cells = Vec::with_capacity(total);
         for index in 0..total {
             let [m, d, c, me, t, p, l, s] = coordinates(index, &lens);
@@ -234,7 +249,38 @@ impl GridFile {
 
 #[cfg(test)]
 mod tests {
-    use super::coordinates;
+    use super::{coordinates, GridFile};
+
+    #[test]
+    fn a_grid_too_large_to_lay_out_is_a_user_error() {
+        // Seven axes of 300 values: 2.2e17 cells. The product was taken unchecked (eight such
+        // axes wrap a usize) and the cells' vector sized by it: a capacity-overflow panic.
+        let list = |quote: bool| {
+            let v: Vec<String> = (1..=300)
+                .map(|i| {
+                    if quote {
+                        format!("\"v{i}\"")
+                    } else {
+                        i.to_string()
+                    }
+                })
+                .collect();
+            format!("[{}]", v.join(","))
+        };
+        let text = format!(
+            "[grid]\nmodel = {s}\ndata = {s}\ncorrupt = {s}\nmethod = {s}\ntrain = {s}\nlr = {n}\nseed = {n}\n",
+            s = list(true),
+            n = list(false)
+        );
+        let grid: GridFile = toml::from_str(&text).unwrap();
+        let err = grid
+            .cells(std::path::Path::new("g.toml"), std::path::Path::new("c"))
+            .unwrap_err();
+        let msg = crate::error::find_user_error(&err)
+            .expect("a user error")
+            .to_string();
+        assert!(msg.contains("more than 100000 cells"), "{msg}");
+    }
 
     #[test]
     fn coordinates_follow_nested_loop_order() {
