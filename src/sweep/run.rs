@@ -30,7 +30,7 @@ fn run_one(cell: &Cell, of: usize, note: &str) -> anyhow::Result<bool> {
     if RunDir::at(&cell.config.out).resume_state().exists() {
         crate::train::trainer::resume(&cell.config)?;
     } else {
-        crate::train::trainer::finetune(&cell.config)?;
+        crate::train::trainer::restart(&cell.config)?;
     }
     Ok(true)
 }
