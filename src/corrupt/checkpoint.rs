@@ -2,7 +2,6 @@
 //! Tensors keep their stored names and dtypes; those outside the selection keep their bytes.
 
 use super::{corrupt, CorruptionConfig, CorruptionReport};
-use crate::error::user;
 use crate::fsio;
 use crate::model::checkpoint::{self, normalise_name, CheckpointFiles, TOKENIZER_FILES};
 use crate::model::config::EncoderConfig;
@@ -18,19 +17,9 @@ pub fn corrupt_checkpoint(
     out: &Path,
     overwrite: bool,
 ) -> anyhow::Result<CorruptionReport> {
+    fsio::Output::check("--out", out, fsio::Kind::Folder, overwrite)?;
     let files = CheckpointFiles::locate(model_dir)?;
     let config = EncoderConfig::from_file(&files.config)?;
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-        && !overwrite
-    {
-        return Err(user(format!(
-            "{}: already exists and is not empty: choose another --out or pass --overwrite",
-            out.display()
-        )));
-    }
     let raw = checkpoint::read_raw_tensors(&files)?;
     let by_name: HashMap<String, tch::Tensor> = raw
         .iter()

@@ -8,7 +8,8 @@
 //! 3. A folder is written under a temporary name beside the target ([`super::temp`]) and
 //!    swapped in only once complete ([`super::swap`]): a failed or killed write leaves the old
 //!    output intact, and nothing of the old output stays beside the new.
-//! 4. Each write first cleans what killed writes to the same target left.
+//! 4. The check and each write first clean what killed writes to the same target left (and
+//!    put back an old output that a killed swap left aside).
 
 use super::{swap, temp};
 use crate::error::user;
@@ -67,6 +68,8 @@ impl Output {
             kind,
             overwrite,
         };
+        // A killed write's repair first: an old output left aside counts as there.
+        temp::clean_leftovers(path);
         out.check_kind()?;
         out.check_parent()?;
         if occupied(path) && !overwrite {
@@ -173,8 +176,9 @@ impl Output {
         occupied(&self.path)
     }
 
-    /// Makes the target's missing parent folders (just before writing).
-    pub fn make_parent(&self) -> anyhow::Result<()> {
+    /// Just before writing: makes the target's missing parent folders and cleans what killed
+    /// writes to the target left beside it (rule 4).
+    pub fn begin(&self) -> anyhow::Result<()> {
         let parent = parent(&self.path);
         std::fs::create_dir_all(&parent).map_err(|e| {
             user(format!(
@@ -183,14 +187,15 @@ impl Output {
                 self.path.display(),
                 parent.display()
             ))
-        })
+        })?;
+        temp::clean_leftovers(&self.path);
+        Ok(())
     }
 
     /// A temporary folder beside the target, cleaned of dead writers' leftovers first: fill
     /// it, then [`Staged::commit`] it; dropped uncommitted, it is removed.
     pub fn stage(&self) -> anyhow::Result<Staged> {
-        self.make_parent()?;
-        temp::clean_leftovers(&self.path);
+        self.begin()?;
         let dir = temp::staging(&self.path);
         if dir.symlink_metadata().is_ok() {
             let _ = std::fs::remove_dir_all(&dir);

@@ -225,7 +225,7 @@ pub(super) fn start(
             return Ok((run, Some(staged), LoopState::new(cfg)));
         }
         Start::New(output) => {
-            output.make_parent()?;
+            output.begin()?;
             false
         }
         Start::Resume => {
