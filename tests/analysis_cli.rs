@@ -150,8 +150,10 @@ fn tsne_panels_with_scores_that_equal_sklearn() {
     assert_eq!(&bytes[1..4], b"PNG");
     assert!(png.with_extension("svg").is_file());
     let first_csv = std::fs::read(png.with_extension("csv")).unwrap();
-    // Deterministic for a seed: a second run writes the same coordinates.
-    heal_ok(&args);
+    // Deterministic for a seed: a second run writes the same coordinates (replacing the
+    // first run's files is asked for: issue 17's output rule).
+    let again: Vec<&str> = args.iter().copied().chain(["--overwrite"]).collect();
+    heal_ok(&again);
     assert_eq!(first_csv, std::fs::read(png.with_extension("csv")).unwrap());
     // The scores under each panel are silhouette and 5-NN accuracy of the 2-D map.
     let script = r#"

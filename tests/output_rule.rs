@@ -167,14 +167,39 @@ fn overwrite_replaces_a_run_whole_even_when_killed() {
 
     let mut kept_old = 0;
     let mut became_new = 0;
-    for fraction in [
-        0.0, 0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.85, 0.92, 0.96, 0.99, 1.02, 1.1,
-    ] {
+    // Fractions of the undisturbed run's time; None: the moment the new run.json appears at
+    // the target (just after the swap, the process still cleaning up), whatever the load.
+    let moments = [
+        Some(0.0),
+        Some(0.05),
+        Some(0.15),
+        Some(0.3),
+        Some(0.45),
+        Some(0.6),
+        Some(0.75),
+        Some(0.85),
+        Some(0.92),
+        Some(0.96),
+        Some(0.99),
+        Some(1.05),
+        None,
+    ];
+    for moment in moments {
         let mut child = finetune_cmd(&run, NEW)
             .env("HEAL_TEST_STEP_DELAY_MS", "100")
             .spawn()
             .unwrap();
-        std::thread::sleep(full.mul_f64(fraction));
+        match moment {
+            Some(fraction) => std::thread::sleep(full.mul_f64(fraction)),
+            None => {
+                let swapped =
+                    || std::fs::read(run.join("run.json")).is_ok_and(|b| b != old["run.json"]);
+                while !swapped() && child.try_wait().unwrap().is_none() {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+            }
+        }
+        let fraction = moment.unwrap_or(f64::NAN);
         let _ = child.kill(); // SIGKILL; a no-op once the run has ended
         child.wait().unwrap();
         let now = snapshot(&run);

@@ -121,7 +121,10 @@ impl Output {
                         "{flag} {path}: is a run directory (it holds run.json), which this output would replace: give another {flag}"
                     )));
                 }
-                if self.kind == Kind::Run && !is_run && occupied(&self.path) {
+                // Without --overwrite a full folder is refused as full (below); with it, only
+                // a run (run.json, or at least result.json) is replaced by a run.
+                let run_like = is_run || RunDir::at(&self.path).is_finished();
+                if self.kind == Kind::Run && self.overwrite && !run_like && occupied(&self.path) {
                     return Err(user(format!(
                         "{flag} {path}: holds files but is not a run directory (no run.json): give another {flag} (--overwrite replaces only a run)"
                     )));
