@@ -5,6 +5,7 @@
 //! resumes the same way: a rerun skips finished cells.
 
 use crate::error::user;
+use crate::fsio::{Kind, Output};
 use crate::sweep::report::{self, Protocol};
 use crate::sweep::{self, Plan};
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ pub fn run(req: &DemoRequest) -> anyhow::Result<DemoOutcome> {
     if let Some(n) = req.threads {
         crate::threads::check("--threads", n)?;
     }
+    Output::check("--out", &req.out, Kind::Folder, true)?;
+    let report_out = report_output(&req.report)?;
     let grid = write_grid(&req.out)?;
     let mut plan = Plan::from_grid(&grid, &req.out)?;
     for cell in &mut plan.cells {
@@ -50,7 +53,7 @@ pub fn run(req: &DemoRequest) -> anyhow::Result<DemoOutcome> {
     plan.write()?;
     sweep::run_all(&plan)?;
     let report = report::build(&plan, Protocol::Eval)?;
-    let mut written = report::write(&report, &req.report)?;
+    let mut written = report::write(&report, &report_out)?;
     // index.html first: it is what the demo ends by pointing at.
     written.sort_by_key(|p| p.file_name().is_none_or(|n| n != "index.html"));
     Ok(DemoOutcome {
@@ -59,6 +62,21 @@ pub fn run(req: &DemoRequest) -> anyhow::Result<DemoOutcome> {
         written,
         markdown: report.markdown,
     })
+}
+
+/// The report folder: the demo remakes its report on every run, so it replaces (whole, once the
+/// new one is complete) a folder that holds an earlier report (report.md and index.html); a
+/// folder holding anything else is refused before the sweep starts.
+fn report_output(path: &Path) -> anyhow::Result<Output> {
+    let earlier = path.join("report.md").is_file() && path.join("index.html").is_file();
+    let holds_files = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
+    if holds_files && !earlier {
+        return Err(user(format!(
+            "--report {}: holds files that are not a heal report: give the demo another --report (it replaces only an earlier report)",
+            path.display()
+        )));
+    }
+    Output::check("--report", path, Kind::Folder, true)
 }
 
 /// Writes the embedded grid into the sweep directory, unless an earlier demo left the same

@@ -4,6 +4,7 @@
 use crate::data::batching::Tokenized;
 use crate::data::{self, EvalSource};
 use crate::error::user;
+use crate::fsio::{Kind, Output};
 use crate::model::checkpoint::CheckpointFiles;
 use crate::model::config::EncoderConfig;
 use crate::model::head::Pooling;
@@ -47,6 +48,8 @@ pub struct ExtractRequest {
     pub batch_size: usize,
     pub device: String,
     pub out: PathBuf,
+    /// Replace an existing (non-run) folder at `out`.
+    pub overwrite: bool,
 }
 
 /// What [`extract`] wrote.
@@ -103,6 +106,7 @@ fn open_source(
 }
 
 pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
+    Output::check("--out", &req.out, Kind::Folder, req.overwrite)?;
     let device = crate::device::parse_device(&req.device)?;
     let (model_dir, run) = open_source(&req.source, req.revision.as_deref())?;
     let cfg = run.as_ref().map(|r| &r.config);

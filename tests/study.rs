@@ -252,7 +252,8 @@ fn study_report_of_a_tiny_three_seed_sweep() {
     // A cell without artefacts is listed, and its figures say so.
     let clean = "tiny-bert_tiny_none_reinit_full_cls_lr3e-3_s1";
     std::fs::remove_dir_all(sweep.join("cells").join(clean).join("analysis")).unwrap();
-    heal_ok(&["report", sweep.to_str().unwrap()]);
+    // The report folder exists now: replacing it is asked for (issue 17's output rule).
+    heal_ok(&["report", sweep.to_str().unwrap(), "--overwrite"]);
     let md = std::fs::read_to_string(report.join("index.md")).unwrap();
     let listed = md.split("**Without analysis artefacts**").nth(1).unwrap();
     assert!(listed.contains(clean), "{md}");

@@ -48,11 +48,20 @@ pub struct DriftRequest {
     pub inputs: DriftInputs,
     /// Neighbours for the k-NN accuracy (leave-one-out, Euclidean).
     pub k: usize,
+    /// Replace an existing (non-run) folder at the output.
+    pub overwrite: bool,
 }
 
 /// Compares the embedding sets, writes the outputs the request asks for, and returns the table
 /// for stdout.
 pub fn analyse(req: &DriftRequest) -> anyhow::Result<String> {
+    let out = match &req.inputs {
+        DriftInputs::Pair { out, .. } => out.as_ref(),
+        DriftInputs::Reference { out, .. } => Some(out),
+    };
+    if let Some(out) = out {
+        crate::fsio::Output::check("--out", out, crate::fsio::Kind::Folder, req.overwrite)?;
+    }
     let mut text = String::new();
     match &req.inputs {
         DriftInputs::Pair { a, b, out } => {

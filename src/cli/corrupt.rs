@@ -55,6 +55,8 @@ pub fn run(args: CorruptArgs) -> anyhow::Result<()> {
         kaiming: args.kaiming,
         seed: args.seed,
     };
+    // The output is checked before the model is resolved (which may download it).
+    heal::fsio::Output::check("--out", &args.out, heal::fsio::Kind::Folder, args.overwrite)?;
     let model_dir = heal::hub::model::resolve(&args.model, args.revision.as_deref())?;
     let report =
         heal::corrupt::checkpoint::corrupt_checkpoint(&model_dir, &cfg, &args.out, args.overwrite)?;

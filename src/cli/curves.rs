@@ -13,13 +13,16 @@ pub struct CurvesArgs {
     /// Where to write the PNG. [default: RUN/curves.png]
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an existing PNG (and its .svg).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(args: CurvesArgs) -> anyhow::Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| heal::run_dir::RunDir::at(&args.run).curves_png());
-    heal::analysis::curves::render(&args.run, &out)?;
+    heal::analysis::curves::render(&args.run, &out, args.overwrite)?;
     println!("{}", out.display());
     Ok(())
 }

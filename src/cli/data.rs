@@ -57,7 +57,7 @@ pub struct FetchArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Replace an existing output folder (only once the new one is complete).
-    #[arg(long)]
+    #[arg(long, alias = "overwrite")]
     pub force: bool,
 }
 

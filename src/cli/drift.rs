@@ -38,6 +38,9 @@ pub struct DriftArgs {
     /// --reference cka_heatmap.png. Required with --reference.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an existing output folder (as a whole, once the new one is complete).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(args: DriftArgs) -> anyhow::Result<()> {
@@ -71,7 +74,14 @@ pub fn run(args: DriftArgs) -> anyhow::Result<()> {
                 .ok_or_else(|| user("--reference draws a heatmap: give --out DIR for it"))?,
         },
     };
-    print!("{}", drift::analyse(&DriftRequest { inputs, k: args.k })?);
+    print!(
+        "{}",
+        drift::analyse(&DriftRequest {
+            inputs,
+            k: args.k,
+            overwrite: args.overwrite,
+        })?
+    );
     if let Some(out) = &args.out {
         println!("drift: {}", out.display());
     }

@@ -53,6 +53,9 @@ pub struct EmbedArgs {
     /// projector/ (tensors.tsv + metadata.tsv for TensorBoard's projector).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing output folder (as a whole, once the new one is complete).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
@@ -72,6 +75,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         device: args.device,
         out: args.out,
+        overwrite: args.overwrite,
     })?;
     println!(
         "{} examples x {} layers x {} dims ({:.1} s) -> {}",

@@ -1,6 +1,7 @@
 //! `heal report`: the study (index.html), tables and charts from a sweep directory.
 
 use clap::Args;
+use heal::fsio::{Kind, Output};
 use heal::sweep::report::{self, Protocol};
 use heal::sweep::Plan;
 use std::path::PathBuf;
@@ -20,12 +21,16 @@ pub struct ReportArgs {
     /// Output folder. [default: SWEEP/report]
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an existing report folder (as a whole, once the new one is complete).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let out = args.out.unwrap_or_else(|| args.sweep.join("report"));
+    let out = Output::check("--out", &out, Kind::Folder, args.overwrite)?;
     let plan = Plan::read(&args.sweep)?;
     let report = report::build(&plan, args.select)?;
-    let out = args.out.unwrap_or_else(|| args.sweep.join("report"));
     let written = report::write(&report, &out)?;
     println!("{}", report.markdown);
     for p in written {

@@ -88,6 +88,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         print_status(&args.out, &sweep::status(&args.out)?);
         return Ok(());
     }
+    // A file or a run directory at --out is refused before a grid is read (a sweep folder is
+    // resumed, never replaced: cells with result.json are skipped).
+    heal::fsio::Output::check("--out", &args.out, heal::fsio::Kind::Folder, true)?;
     let mut plan = match (&args.config, args.cell) {
         (Some(grid), _) => Plan::from_grid(grid, &args.out)?,
         (None, Some(_)) => Plan::read(&args.out)?,

@@ -63,6 +63,9 @@ pub struct TsneArgs {
     /// Neighbours for the k-NN accuracy printed under each panel.
     #[arg(long, default_value_t = 5)]
     pub k: usize,
+    /// Replace existing PNGs (and their .svg, .csv, .json).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(args: TsneArgs) -> anyhow::Result<()> {
@@ -96,6 +99,7 @@ pub fn run(args: TsneArgs) -> anyhow::Result<()> {
         columns: args.columns,
         params,
         k: args.k,
+        overwrite: args.overwrite,
     };
     figure::draw(&request, &mut |line| println!("{line}"))?;
     Ok(())

@@ -40,6 +40,9 @@ pub struct WeightsArgs {
     /// summary.json. [default: RUN/weights for a run directory]
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an existing output folder (as a whole, once the new one is complete).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 struct Inputs {
@@ -156,6 +159,7 @@ pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
         names: inputs.names,
         bins: args.bins,
         out: inputs.out,
+        overwrite: args.overwrite,
     };
     print!("{}", write_report(&request)?);
     println!("weights analysis: {}", request.out.display());

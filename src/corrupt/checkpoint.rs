@@ -18,19 +18,9 @@ pub fn corrupt_checkpoint(
     out: &Path,
     overwrite: bool,
 ) -> anyhow::Result<CorruptionReport> {
+    fsio::Output::check("--out", out, fsio::Kind::Folder, overwrite)?;
     let files = CheckpointFiles::locate(model_dir)?;
     let config = EncoderConfig::from_file(&files.config)?;
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-        && !overwrite
-    {
-        return Err(user(format!(
-            "{}: already exists and is not empty: choose another --out or pass --overwrite",
-            out.display()
-        )));
-    }
     refuse_empty_selection(cfg, &config, model_dir)?;
     let raw = checkpoint::read_raw_tensors(&files)?;
     let by_name: HashMap<String, tch::Tensor> = raw

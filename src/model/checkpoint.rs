@@ -4,7 +4,6 @@ use super::config::Family;
 use super::head::Head;
 use crate::error::user;
 use crate::fsio;
-use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
@@ -233,7 +232,8 @@ pub fn write_named_safetensors_with(
     metadata.insert("format".to_string(), "pt".to_string());
     let bytes = safetensors::tensor::serialize(views, &Some(metadata))
         .map_err(|e| anyhow::anyhow!("safetensors serialise: {e:?}"))?;
-    fsio::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
+    // write_atomic's error names the path already.
+    fsio::write_atomic(path, &bytes)
 }
 
 /// Every tensor of a checkpoint with its name as stored (not normalised).

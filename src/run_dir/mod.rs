@@ -75,16 +75,18 @@ impl RunDir {
         path.join(RUN_JSON).is_file()
     }
 
-    /// Creates the folder. A folder that already holds files is refused unless `overwrite`,
-    /// so a finished run is never clobbered by accident; with `overwrite` the old result.json
-    /// goes first, so the folder never looks finished while it is rewritten.
-    pub fn create(path: &Path, overwrite: bool) -> anyhow::Result<Self> {
+    /// Creates the folder to write a run in place. A folder that already holds files is
+    /// refused unless `restart`: it is this run's own unfinished state (a resumed run that saved
+    /// none, a sweep cell started again), whose entries are removed first so that nothing of
+    /// the killed attempt stands beside the new one. `heal finetune --overwrite` never comes
+    /// here with a full folder: it writes beside it and swaps (fsio::Output).
+    pub fn create(path: &Path, restart: bool) -> anyhow::Result<Self> {
         let run = RunDir::at(path);
         if path.exists() {
             let busy = std::fs::read_dir(path)
                 .map(|mut d| d.next().is_some())
                 .unwrap_or(true);
-            if busy && !overwrite {
+            if busy && !restart {
                 let what = if run.result_json().exists() {
                     "a finished run"
                 } else {
@@ -95,17 +97,25 @@ impl RunDir {
                     path.display()
                 )));
             }
+            // result.json first, so the folder never looks finished while it is rewritten.
             let _ = std::fs::remove_file(run.result_json());
             let _ = std::fs::remove_file(run.metrics_jsonl());
-            // TensorBoard would show the old run's events and embeddings beside the new ones.
+            // TensorBoard would show the old attempt's events and embeddings beside the new ones.
             for file in run.events_files() {
                 let _ = std::fs::remove_file(file);
             }
             let _ = std::fs::remove_file(run.projector_config());
-            // Another run's state would be resumed if this one were killed in its first epoch.
+            // Another attempt's state would be resumed if this one were killed in its first epoch.
             let _ = std::fs::remove_dir_all(run.resume_state());
-            // A failed run writes no artefacts: none of the old run's may stay to stand for it.
-            let _ = std::fs::remove_dir_all(run.analysis_dir());
+            // None of the old attempt's artefacts may stay to stand for this one.
+            for dir in [
+                run.analysis_dir(),
+                run.embeddings_root(),
+                run.checkpoint(CheckpointStage::Best),
+                run.checkpoint(CheckpointStage::Corrupted),
+            ] {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
         std::fs::create_dir_all(path).map_err(|e| {
             user(format!(
@@ -169,7 +179,7 @@ impl RunDir {
             .map_or(0, |d| d.as_secs());
         self.path.join(format!(
             "{EVENTS_PREFIX}{secs}.{}.{}.heal",
-            host_name(),
+            crate::fsio::temp::host_name(),
             std::process::id()
         ))
     }
@@ -275,16 +285,6 @@ impl RunDir {
             ))
         })
     }
-}
-
-/// The machine's name for event file names: the kernel's, else $HOSTNAME, else "localhost".
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().replace(['/', '\\'], "-"))
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Reads a finished run's result.json.

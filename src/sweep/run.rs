@@ -68,7 +68,7 @@ fn run_one(plan: &Plan, cell: &Cell, note: &str) -> anyhow::Result<CellOutcome> 
     if RunDir::at(&cell.config.out).resume_state().exists() {
         crate::train::trainer::resume(&cell.config)?;
     } else {
-        crate::train::trainer::finetune(&cell.config)?;
+        crate::train::trainer::restart(&cell.config)?;
     }
     Ok(CellOutcome::Ran)
 }

@@ -13,6 +13,7 @@ use super::optim::Stepper;
 use super::options::FinetuneOptions;
 use super::prepare::Prepared;
 use crate::error::user;
+use crate::fsio::output::{Output, Staged};
 use crate::model::checkpoint::write_named_safetensors;
 use crate::model::dropout;
 use crate::run_dir::{read_config, EpochRecord, RunDir, Timings};
@@ -193,28 +194,55 @@ impl LoopState {
     }
 }
 
-/// The run directory and the loop's state before its next epoch: a new run's, or when
-/// `resuming` the saved one, restored into the prepared model (after preparation, so that the
-/// damage is not applied again on top) and optimiser.
+/// How a run treats the folder at its `--out`.
+pub(super) enum Start {
+    /// `heal finetune`: the target was checked before any work; an occupied one (allowed by
+    /// --overwrite) is left alone while the new run is written beside it, and swapped for it
+    /// once result.json is written.
+    New(Output),
+    /// `--resume`: continue the run in place from its saved state (from the first epoch when
+    /// it saved none).
+    Resume,
+    /// A sweep cell started again: its folder is its own unfinished state, rewritten in place.
+    Restart,
+}
+
+/// The run directory to write, the staged output to swap in at the end (a new run replacing
+/// an old one), and the loop's state before its next epoch: a new run's, or when resuming the
+/// saved one, restored into the prepared model (after preparation, so that the damage is not
+/// applied again on top) and optimiser.
 pub(super) fn start(
     cfg: &FinetuneConfig,
     p: &Prepared,
     opt: &mut Stepper,
-    resuming: bool,
-) -> anyhow::Result<(RunDir, LoopState)> {
+    how: Start,
+) -> anyhow::Result<(RunDir, Option<Staged>, LoopState)> {
     let run = RunDir::at(&cfg.out);
-    if resuming {
-        if let Some(state) = LoopState::load(&run, cfg, p, opt)? {
-            return Ok((run, state));
+    let restart = match how {
+        Start::New(output) if output.occupied() => {
+            let staged = output.stage()?;
+            let run = RunDir::at(staged.path());
+            return Ok((run, Some(staged), LoopState::new(cfg)));
         }
-        log::info!(
-            "{}: no saved state; starting from the first epoch",
-            cfg.out.display()
-        );
-    }
-    // Started afresh, a resumed run clears what the killed one left.
-    let run = RunDir::create(&cfg.out, cfg.overwrite || resuming)?;
-    Ok((run, LoopState::new(cfg)))
+        Start::New(output) => {
+            output.begin()?;
+            false
+        }
+        Start::Resume => {
+            if let Some(state) = LoopState::load(&run, cfg, p, opt)? {
+                return Ok((run, None, state));
+            }
+            log::info!(
+                "{}: no saved state; starting from the first epoch",
+                cfg.out.display()
+            );
+            true
+        }
+        Start::Restart => true,
+    };
+    // Started afresh, a resumed run or a cell clears what the killed attempt left.
+    let run = RunDir::create(&cfg.out, restart)?;
+    Ok((run, None, LoopState::new(cfg)))
 }
 
 /// Removes the run's resume state (a finished run needs none) unless --keep-resume-state.

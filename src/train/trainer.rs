@@ -6,10 +6,11 @@ use super::eval::{evaluate, evaluate_features};
 use super::loss::{batch_loss, pooled_features};
 use super::optim::{self, LinearSchedule};
 use super::prepare::{prepare, Prepared};
-use super::resume::{BestSnapshot, LoopState};
+use super::resume::{BestSnapshot, LoopState, Start};
 use super::trainable::TrainMode;
 use crate::data::batching::Tokenized;
 use crate::device::device_name;
+use crate::fsio::{self, Output};
 use crate::metrics;
 use crate::run_dir::events::RunEvents;
 use crate::run_dir::{
@@ -32,18 +33,26 @@ pub struct RunOutcome {
 }
 
 /// Fine-tunes as `cfg` says and writes the run directory. Returns the outcome; a run that
-/// diverged or collapsed is an outcome, not an error.
+/// diverged or collapsed is an outcome, not an error. The output is checked before any work;
+/// an existing run replaced with --overwrite stays whole until the new one is complete.
 pub fn finetune(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
-    run(cfg, false)
+    let output = Output::check("--out", &cfg.out, fsio::Kind::Run, cfg.overwrite)?;
+    run(cfg, Start::New(output))
 }
 
 /// `--resume`: continues the run at `cfg.out` (`cfg` from [`super::resume_config`]) from its
 /// last finished epoch, or from the start when it saved no state.
 pub fn resume(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
-    run(cfg, true)
+    run(cfg, Start::Resume)
 }
 
-fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
+/// A sweep cell without saved state: runs from the first epoch in the cell's own folder,
+/// clearing what an earlier, killed attempt left there (`cfg.overwrite` plays no part).
+pub fn restart(cfg: &FinetuneConfig) -> anyhow::Result<RunOutcome> {
+    run(cfg, Start::Restart)
+}
+
+fn run(cfg: &FinetuneConfig, how: Start) -> anyhow::Result<RunOutcome> {
     let wall = Instant::now();
     // A libtorch failure while preparing (before the run directory exists) is one line too.
     let p = crate::torch_error::catch(|| prepare(cfg))?;
@@ -54,7 +63,7 @@ fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
         cfg.weight_decay,
         cfg.fused_optimizer,
     )?;
-    let (run, state) = super::resume::start(cfg, &p, &mut opt, resuming)?;
+    let (run, staged, state) = super::resume::start(cfg, &p, &mut opt, how)?;
     // Optimiser steps: one per group of --gradient-accumulation-steps batches.
     let steps_per_epoch = p
         .train
@@ -143,7 +152,7 @@ fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
         p.eval.len(),
         p.task.labels.len(),
         run_json.device,
-        run.path.display()
+        cfg.out.display()
     );
     if !p.load_report.initialised.is_empty() {
         log::info!(
@@ -189,6 +198,10 @@ fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
             let _ = events.finish(&failed);
             run.write_result(&failed)?;
             super::resume::discard(&run, cfg);
+            // A failed run is a complete output too: it replaces the old one.
+            if let Some(staged) = staged {
+                staged.commit()?;
+            }
             return Err(e);
         }
     };
@@ -252,8 +265,11 @@ fn run(cfg: &FinetuneConfig, resuming: bool) -> anyhow::Result<RunOutcome> {
     events.finish(&result)?;
     run.write_result(&result)?;
     super::resume::discard(&run, cfg);
+    if let Some(staged) = staged {
+        staged.commit()?;
+    }
     Ok(RunOutcome {
-        run_dir: run.path.clone(),
+        run_dir: cfg.out.clone(),
         result,
         epochs,
         max_len: p.max_len,

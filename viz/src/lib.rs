@@ -61,11 +61,10 @@ pub enum VizError {
     Empty(String),
     #[error("drawing {path}: {message}")]
     Draw { path: String, message: String },
-    #[error("writing {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The cause is in the message, not the error chain, so that a chain printed whole
+    /// (`{:#}`) names it once.
+    #[error("writing {path}: {cause}")]
+    Write { path: String, cause: std::io::Error },
     /// Input that cannot be drawn as given: mismatched lengths, bad edges, a class index
     /// out of range, a zero column count, a size too small for the content, ...
     #[error("invalid plot input: {0}")]

@@ -94,14 +94,21 @@ fn in_inches(svg: &str, (w, h): (u32, u32)) -> String {
     )
 }
 
-/// Writes `bytes` to `.NAME.tmp` beside `path`, then renames it to `path`: a reader sees the
-/// old file or the new one, never half of one.
+/// Writes `bytes` to `.NAME.heal-tmp-HOST-PID` beside `path` (heal's one pattern for temporary
+/// names, whose leftovers heal's next write there cleans), then renames it to `path`: a reader
+/// sees the old file or the new one, never half of one.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VizError> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().replace(['/', '\\'], "-"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let tmp = path.with_file_name(format!(".{name}.heal-tmp-{host}-{}", std::process::id()));
     let io = |e: std::io::Error| VizError::Write {
         path: path.display().to_string(),
-        source: e,
+        cause: e,
     };
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))

@@ -5,7 +5,7 @@
 use super::{embed_2d_with_progress, TsneParams};
 use crate::analysis::geometry::{self, ClusterScores};
 use crate::error::user;
-use crate::fsio;
+use crate::fsio::{self, Kind, Output};
 use crate::run_dir::embeddings::EmbeddingSet;
 use crate::train::config::EmbeddingStage;
 use anyhow::Result;
@@ -53,6 +53,8 @@ pub struct FigureRequest {
     pub params: TsneParams,
     /// Neighbours for the k-NN accuracy under each panel.
     pub k: usize,
+    /// Replace existing PNGs (and their side files).
+    pub overwrite: bool,
 }
 
 impl FigureRequest {
@@ -79,11 +81,14 @@ impl FigureRequest {
             return Err(user("--panel draws one figure: give --out FILE.png"));
         }
         if let Some(out) = &self.out {
-            viz::svg_path(out).map_err(|e| user(format!("--out: {e}")))?;
+            check_output(out, self.overwrite)?;
         }
         Ok(())
     }
 }
+
+/// The one file kind `--out` takes (the SVG and side files go beside it).
+const PNG: Kind = Kind::File(&["png"]);
 
 /// One input's map, as scored under its panel.
 #[derive(Clone, Debug)]
@@ -138,6 +143,17 @@ pub fn draw(req: &FigureRequest, log: &mut dyn FnMut(&str)) -> Result<Figures> {
     for set in &sets {
         geometry::knn_fits(req.k, set.labels.len(), &set.dir)?;
     }
+    // Every output is checked before minutes of t-SNE too.
+    let outs: Vec<PathBuf> = if req.panel {
+        req.out.iter().cloned().collect()
+    } else {
+        sets.iter()
+            .map(|set| req.out.clone().unwrap_or_else(|| default_png(set)))
+            .collect()
+    };
+    for out in &outs {
+        check_output(out, req.overwrite)?;
+    }
     let mut maps = Vec::new();
     for (i, set) in sets.into_iter().enumerate() {
         let title = req
@@ -163,6 +179,7 @@ pub fn draw(req: &FigureRequest, log: &mut dyn FnMut(&str)) -> Result<Figures> {
             .collect();
         let refs: Vec<(&Map, String)> = maps.iter().map(|(m, t)| (m, t.clone())).collect();
         let written = sidecars(out);
+        begin_output(out)?;
         write_csv(&written.csv, &refs)?;
         write_scores(&written.json, &refs, &req.params, req.k)?;
         viz::scatter_grid(out, &panels, &class_names, columns, panel_size(columns))?;
@@ -173,6 +190,7 @@ pub fn draw(req: &FigureRequest, log: &mut dyn FnMut(&str)) -> Result<Figures> {
             let out = req.out.clone().unwrap_or_else(|| default_png(&m.set));
             let refs = vec![(m, t.clone())];
             let written = sidecars(&out);
+            begin_output(&out)?;
             write_csv(&written.csv, &refs)?;
             write_scores(&written.json, &refs, &req.params, req.k)?;
             viz::scatter_grid(
@@ -275,6 +293,39 @@ fn panel(map: &Map, title: String, k: usize) -> viz::ScatterPanel {
 fn panel_size(columns: usize) -> (u32, u32) {
     let w = (viz::PAGE_WIDTH / columns.max(1) as u32).min(viz::COLUMN_WIDTH);
     (w, w + 50)
+}
+
+/// An output PNG: a `.png` file name, not a folder, and (unless `overwrite`) neither the PNG
+/// nor a side file there yet.
+fn check_output(png: &Path, overwrite: bool) -> Result<()> {
+    Output::check("--out", png, PNG, overwrite)?;
+    let files = sidecars(png);
+    for side in [files.svg, files.csv, files.json] {
+        if side.is_dir() {
+            return Err(user(format!(
+                "--out {}: {} is a folder: give another --out",
+                png.display(),
+                side.display()
+            )));
+        }
+        if side.exists() && !overwrite {
+            return Err(user(format!(
+                "--out {}: {} exists: choose another --out, or pass --overwrite to replace it",
+                png.display(),
+                side.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Makes the PNG's folder and cleans killed writes' leftovers of its files.
+fn begin_output(png: &Path) -> Result<()> {
+    Output::check("--out", png, PNG, true)?.begin()?;
+    for side in ["svg", "csv", "json"] {
+        fsio::temp::clean_leftovers(&png.with_extension(side));
+    }
+    Ok(())
 }
 
 fn sidecars(png: &Path) -> FigureFiles {

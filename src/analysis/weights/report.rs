@@ -33,6 +33,8 @@ pub struct ReportRequest {
     pub bins: usize,
     /// Output folder, replaced as a whole.
     pub out: PathBuf,
+    /// Replace an existing (non-run) folder at `out`.
+    pub overwrite: bool,
 }
 
 /// Loads the checkpoints, writes the report folder and returns the summary for stdout.
@@ -43,6 +45,7 @@ pub fn write_report(req: &ReportRequest) -> anyhow::Result<String> {
             req.bins
         )));
     }
+    crate::fsio::Output::check("--out", &req.out, crate::fsio::Kind::Folder, req.overwrite)?;
     let a = Weights::load(&req.a, &req.names[0])?;
     let b = req
         .b

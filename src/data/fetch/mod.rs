@@ -64,12 +64,9 @@ pub fn fetch(d: &HubDataset, opts: &FetchOptions) -> anyhow::Result<FetchSummary
             d.name
         )));
     }
-    if out.is_file() {
-        return Err(user(format!(
-            "{}: is a file; give a folder with --out",
-            out.display()
-        )));
-    }
+    // A file or a run directory at --out is refused; a folder only without --force (this
+    // command's --overwrite: the old copy is replaced only once the new one is complete).
+    crate::fsio::Output::check("--out", out, crate::fsio::Kind::Folder, true)?;
     if out.exists() && !opts.force {
         return Err(user(format!(
             "{}: already exists; pass --force to replace it (only once the new copy is complete), or choose another --out",

@@ -20,8 +20,8 @@ mod section;
 
 use super::Plan;
 use crate::corrupt::spec::LayerSpec;
-use crate::error::user;
 use crate::fsio;
+use crate::fsio::Output;
 use crate::run_dir::Status;
 use runs::{outcome, Outcome};
 use serde::Serialize;
@@ -242,9 +242,25 @@ pub fn build(plan: &Plan, protocol: Protocol) -> anyhow::Result<Report> {
 /// report.md, report.csv and one F1-against-corruption PNG per model and setting, then the
 /// study (index.html, index.md, runs.csv, claims.json, figures/), in `out`. Returns the files
 /// written, the figures left out.
-pub fn write(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out)
-        .map_err(|e| user(format!("{}: cannot create ({e})", out.display())))?;
+///
+/// The folder is written beside `out` and swapped in whole once complete (fsio::Output), so
+/// nothing of an older report stays beside the new one. The paths returned are under `out`.
+pub fn write(report: &Report, out: &Output) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    out.write_dir(|tmp| {
+        written = write_into(report, tmp)?
+            .into_iter()
+            .map(|p| match p.strip_prefix(tmp) {
+                Ok(rest) => out.path().join(rest),
+                Err(_) => p,
+            })
+            .collect();
+        Ok(())
+    })?;
+    Ok(written)
+}
+
+fn write_into(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let md = out.join("report.md");
     fsio::write_atomic(&md, report.markdown.as_bytes())?;

@@ -1,22 +1,22 @@
-//! Atomic file writes: a temporary name in the same folder, then a rename, so that a reader
-//! (or a crash) never sees half a file.
+//! Writing files and folders so that a reader (or a kill) never sees half of one: a temporary
+//! name beside the target, then a rename or a swap. `output.rs` is the rule each command's
+//! `--out` follows, `temp.rs` the temporary names (and the cleaning of killed writes'), `swap.rs`
+//! the replacement of a folder as a whole.
+
+pub mod output;
+pub mod swap;
+pub mod temp;
+
+pub use output::{Kind, Output};
 
 use crate::error::user;
 use anyhow::Context;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
+use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = temp_name(path);
+    let tmp = temp::staging(path);
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -36,8 +36,10 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<
     write_atomic(path, text.as_bytes())
 }
 
-/// Fills a folder through `fill(tmp_dir)` and then swaps it in at `dir` in one rename
-/// (an existing `dir` is replaced only after the new one is complete).
+/// Fills a folder through `fill(tmp_dir)` and then swaps it in at `dir` as a whole (an
+/// existing `dir` is replaced only after the new one is complete). For folders a command makes
+/// inside its own output (a run's checkpoint/, resume/, embeddings); a command's `--out`
+/// itself goes through [`Output`].
 pub fn write_dir_atomic(
     dir: &Path,
     fill: impl FnOnce(&Path) -> anyhow::Result<()>,
@@ -56,26 +58,15 @@ pub fn write_dir_atomic(
             dir.display()
         )));
     }
-    let tmp = temp_name(dir);
+    temp::clean_leftovers(dir);
+    let tmp = temp::staging(dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    if let Err(e) = fill(&tmp) {
+    if let Err(e) = fill(&tmp).and_then(|()| swap::replace(&tmp, dir)) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
-    }
-    if dir.exists() {
-        let old = temp_name(&dir.with_file_name(format!(
-            "{}-old",
-            dir.file_name().unwrap_or_default().to_string_lossy()
-        )));
-        std::fs::rename(dir, &old)?;
-        std::fs::rename(&tmp, dir)?;
-        std::fs::remove_dir_all(&old)?;
-    } else {
-        std::fs::rename(&tmp, dir)
-            .with_context(|| format!("moving {} into place", dir.display()))?;
     }
     Ok(())
 }
