@@ -69,6 +69,12 @@ pub struct TsneArgs {
 }
 
 pub fn run(args: TsneArgs) -> anyhow::Result<()> {
+    // The library reads 0 as "no PCA"; on the command line a narrow input skips it already.
+    if args.pca_dims == 0 {
+        return Err(heal::error::user(
+            "--pca-dims 0: give 2 or more dimensions (50 is usual; vectors already that narrow skip the PCA)",
+        ));
+    }
     // The parse errors already name the value and what to use.
     let params = TsneParams {
         perplexity: args.perplexity,

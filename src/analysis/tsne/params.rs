@@ -200,7 +200,8 @@ impl TsneParams {
                 "--iterations 0: give 1 or more iterations (1000 is usual)",
             ));
         }
-        if self.pca_dims < 2 {
+        // 0 is the library's "no PCA" (tests map raw inputs); 1 would flatten every map.
+        if self.pca_dims == 1 {
             return Err(user(format!(
                 "--pca-dims {}: give 2 or more dimensions (50 is usual; vectors already that narrow skip the PCA)",
                 self.pca_dims
