@@ -58,12 +58,7 @@ pub fn write_dir_atomic(
             dir.display()
         )));
     }
-    temp::clean_leftovers(dir);
-    let tmp = temp::staging(dir);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let tmp = temp::fresh_staging(dir)?;
     if let Err(e) = fill(&tmp).and_then(|()| swap::replace(&tmp, dir)) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);

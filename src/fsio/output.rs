@@ -14,7 +14,6 @@
 use super::{swap, temp};
 use crate::error::user;
 use crate::run_dir::RunDir;
-use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 /// What a command writes at its output path.
@@ -199,11 +198,7 @@ impl Output {
     /// it, then [`Staged::commit`] it; dropped uncommitted, it is removed.
     pub fn stage(&self) -> anyhow::Result<Staged> {
         self.begin()?;
-        let dir = temp::staging(&self.path);
-        if dir.symlink_metadata().is_ok() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = temp::fresh_staging(&self.path)?;
         Ok(Staged {
             dir,
             output: self.clone(),

@@ -49,6 +49,20 @@ pub fn staging(path: &Path) -> PathBuf {
     named(path, TMP)
 }
 
+/// An empty folder under this process's temporary name for a new `path` (its missing parents
+/// made), after cleaning what killed writes to `path` left: where a folder output is filled
+/// before the swap.
+pub fn fresh_staging(path: &Path) -> anyhow::Result<PathBuf> {
+    clean_leftovers(path);
+    let dir = staging(path);
+    if dir.symlink_metadata().is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
 /// This process's name for the old `path` while a two-rename swap replaces it.
 pub fn old(path: &Path) -> PathBuf {
     named(path, OLD)

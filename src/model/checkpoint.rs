@@ -255,7 +255,7 @@ pub fn read_raw_tensors(files: &CheckpointFiles) -> anyhow::Result<Vec<(String, 
 /// unpickler reads a `pytorch_model.bin` holding a plain dict (transformers 4.18 and later) but
 /// turns an OrderedDict (`torch.save(model.state_dict())`, older transformers) into None.
 fn unreadable_weights(file: &Path, libtorch: &str) -> anyhow::Error {
-    let first = libtorch.lines().next().unwrap_or("").trim();
+    let first = crate::torch_error::first_line(libtorch).trim();
     let why = if first.contains("Expected GenericDict but got None") {
         "it holds an OrderedDict (torch.save(model.state_dict())), which libtorch cannot read: re-save it with transformers' save_pretrained (safetensors)".to_string()
     } else {

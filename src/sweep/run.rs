@@ -91,25 +91,23 @@ pub fn run_all(plan: &Plan) -> anyhow::Result<SweepRun> {
         let to_run = plan.cells[i..].iter().filter(|c| !is_finished(c)).count();
         let note = ran.note(started, to_run);
         let cell_started = Instant::now();
-        let outcome = run_one(plan, cell, &note);
-        match &outcome {
+        match run_one(plan, cell, &note) {
             Ok(CellOutcome::Ran) => {
                 ran.add(cell_started.elapsed().as_secs_f64());
                 summary.ran += 1;
             }
             Ok(CellOutcome::Finished) => summary.finished_earlier += 1,
-            Ok(CellOutcome::ClaimedElsewhere(h)) => summary
-                .claimed_elsewhere
-                .push((cell.name.clone(), h.clone())),
-            Err(_) => {}
-        }
-        if let Err(e) = outcome {
-            log::error!("cell {}/{n} {}: {e:#}", cell.index + 1, cell.name);
-            if crate::error::find_user_error(&e).is_some() {
-                // Bad input (a missing data file, say) is shared by other cells: stop here.
-                return Err(e);
+            Ok(CellOutcome::ClaimedElsewhere(h)) => {
+                summary.claimed_elsewhere.push((cell.name.clone(), h))
             }
-            failed.push(cell.name.clone());
+            Err(e) => {
+                log::error!("cell {}/{n} {}: {e:#}", cell.index + 1, cell.name);
+                if crate::error::find_user_error(&e).is_some() {
+                    // Bad input (a missing data file, say) is shared by other cells: stop here.
+                    return Err(e);
+                }
+                failed.push(cell.name.clone());
+            }
         }
     }
     if !failed.is_empty() {
