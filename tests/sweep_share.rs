@@ -284,16 +284,22 @@ fn two_concurrent_sweeps_run_each_cell_exactly_once() {
         all,
         "{log_a}\n{log_b}"
     );
-    // Each process ran some and skipped the other's, and says so.
+    // Each process ran some. Whether a process meets the other's claim, or only its finished
+    // cell, depends on how the two interleave; at least one meets a claim (they start
+    // together on cell 1), and every process that skipped a claimed cell says so at the end.
+    let mut met_a_claim = 0;
     for (ran, out_text, log) in [(&ran_a, &a.stdout, &log_a), (&ran_b, &b.stdout, &log_b)] {
         assert!(!ran.is_empty(), "{log}");
         let said = String::from_utf8_lossy(out_text);
-        assert!(
+        let skipped = log.contains("claimed by another process (host ");
+        assert_eq!(
             said.contains("skipped as claimed elsewhere"),
+            skipped,
             "{said}\n{log}"
         );
-        assert!(log.contains("claimed by another process (host "), "{log}");
+        met_a_claim += skipped as usize;
     }
+    assert!(met_a_claim >= 1, "{log_a}\n{log_b}");
     for name in &all {
         let cell = out.join("cells").join(name);
         let epochs = std::fs::read_to_string(cell.join("metrics.jsonl"))
