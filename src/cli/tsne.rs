@@ -11,6 +11,7 @@ use std::path::PathBuf;
 #[command(after_help = "Examples:
   heal tsne runs/figures/clean                      # writes runs/figures/clean/tsne.png
   heal tsne --panel runs/figures/{clean,top25,bottom25,all} --out figures/figure1-tsne.png
+  heal tsne sst2-train-emb --iterations 750         # 67k points: the FFT method, chosen by size
 
 Each input is an embeddings folder (from `heal embed` or RUN/embeddings/<stage>) or a run
 directory (then RUN/embeddings/<stage>). Panel titles name the run's corruption setting.")]
@@ -42,7 +43,9 @@ pub struct TsneArgs {
     /// Gradient-descent iterations (the first 250 with early exaggeration 12).
     #[arg(long, default_value_t = 1000)]
     pub iterations: usize,
-    /// auto (max(n / 12 / 4, 50), as scikit-learn) or a number.
+    /// auto or a number. auto: max(n / 12 / 4, 50) as scikit-learn with exact and bh; with fft
+    /// n / 12 / 4 during early exaggeration and n / 4 after, as openTSNE (in its units n / 12
+    /// and n).
     #[arg(long, default_value = "auto")]
     pub learning_rate: String,
     #[arg(long, default_value_t = 0)]
@@ -50,6 +53,11 @@ pub struct TsneArgs {
     /// Barnes-Hut accuracy: 0 is exact (slow), larger is coarser.
     #[arg(long, default_value_t = 0.5)]
     pub theta: f64,
+    /// Repulsion: auto (exact at --theta 0, fft from 10,000 points, else bh), exact, bh
+    /// (Barnes-Hut, scikit-learn's optimiser) or fft (interpolation on a grid, O(n), openTSNE's
+    /// optimiser).
+    #[arg(long, default_value = "auto")]
+    pub method: String,
     /// PCA dimensions before t-SNE (skipped when the vectors are already this narrow).
     #[arg(long, default_value_t = 50)]
     pub pca_dims: usize,
@@ -85,6 +93,7 @@ pub fn run(args: TsneArgs) -> anyhow::Result<()> {
         pca_dims: args.pca_dims,
         init: args.init.parse()?,
         engine: args.engine.parse()?,
+        method: args.method.parse()?,
         ..TsneParams::default()
     };
     params.check()?;

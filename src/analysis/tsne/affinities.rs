@@ -1,6 +1,7 @@
-//! The input similarities P: exact nearest neighbours, per-point conditional probabilities at
+//! The input similarities P: exact nearest neighbours (`knn.rs`), per-point conditional probabilities at
 //! the perplexity, and their symmetrisation into sparse rows.
 
+use super::knn::nearest_neighbours;
 use super::params::{check_finite, validate_params, TsneParams};
 use anyhow::Result;
 use ndarray::ArrayView2;
@@ -65,58 +66,6 @@ pub(super) fn affinities_unchecked(x: ArrayView2<f64>, perplexity: f64) -> Affin
         .zip(dist.par_chunks(k))
         .for_each(|(out, d2)| conditional_row(d2, perplexity, out));
     symmetrise(n, k, &idx, &cond)
-}
-
-fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 4];
-    let ca = a.chunks_exact(4);
-    let cb = b.chunks_exact(4);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..4 {
-            let t = x[l] - y[l];
-            acc[l] += t * t;
-        }
-    }
-    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for (x, y) in ra.iter().zip(rb) {
-        let t = x - y;
-        s += t * t;
-    }
-    s
-}
-
-/// The k nearest neighbours of every row (not itself), by squared Euclidean distance, nearest
-/// first; ties go to the lower index.
-fn nearest_neighbours(x: &[f64], n: usize, d: usize, k: usize) -> (Vec<u32>, Vec<f64>) {
-    let mut idx = vec![0u32; n * k];
-    let mut dist = vec![0.0f64; n * k];
-    let order = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-    idx.par_chunks_mut(k)
-        .zip(dist.par_chunks_mut(k))
-        .enumerate()
-        .for_each_init(
-            || Vec::with_capacity(n),
-            |buf: &mut Vec<(f64, u32)>, (i, (idx_row, dist_row))| {
-                buf.clear();
-                let xi = &x[i * d..(i + 1) * d];
-                for j in 0..n {
-                    if j != i {
-                        buf.push((squared_distance(xi, &x[j * d..(j + 1) * d]), j as u32));
-                    }
-                }
-                if k < buf.len() {
-                    buf.select_nth_unstable_by(k - 1, order);
-                }
-                let nearest = &mut buf[..k];
-                nearest.sort_unstable_by(order);
-                for (t, &(d2, j)) in nearest.iter().enumerate() {
-                    idx_row[t] = j;
-                    dist_row[t] = d2;
-                }
-            },
-        );
-    (idx, dist)
 }
 
 /// p_j|i over one point's neighbours (squared distances `d2`, ascending) for a perplexity:

@@ -2,7 +2,8 @@
 //! KL divergence itself.
 
 use super::affinities::Affinities;
-use super::params::{Init, TsneParams};
+use super::fft::FftRepulsion;
+use super::params::{Init, LearningRate, Method, TsneParams};
 use super::pca::pca;
 use super::tree::{repulse_exact, repulsion_into, QuadTree};
 use super::{from_array, to_array};
@@ -78,6 +79,75 @@ pub fn kl_divergence(p: &Affinities, y: ArrayView2<f64>) -> f64 {
     rows.iter().sum()
 }
 
+/// How the repulsion is computed, with what it keeps between iterations.
+enum Repulsion {
+    Tree(QuadTree, f64),
+    Exact,
+    Fft(Box<FftRepulsion>),
+}
+
+impl Repulsion {
+    fn new(method: Method, theta: f64) -> Self {
+        match method {
+            Method::Fft => Repulsion::Fft(Box::default()),
+            Method::Exact => Repulsion::Exact,
+            Method::BarnesHut | Method::Auto => Repulsion::Tree(QuadTree::default(), theta),
+        }
+    }
+
+    fn compute(&mut self, y: &[[f64; 2]], out: &mut [([f64; 2], f64)]) {
+        match self {
+            Repulsion::Tree(tree, theta) => repulsion_into(y, *theta, tree, out),
+            Repulsion::Exact => repulsion_into(y, 0.0, &mut QuadTree::default(), out),
+            Repulsion::Fft(grid) => grid.repulse(y, out),
+        }
+    }
+}
+
+/// The step rules of the two optimisers heal follows: scikit-learn's (with the exact and
+/// Barnes-Hut gradients) and openTSNE's (with the FFT gradient, whose large maps need its
+/// larger second-phase step to unfold in the same number of iterations).
+#[derive(Clone, Copy)]
+struct Rules {
+    open_tsne: bool,
+}
+
+/// openTSNE's largest step per point and iteration (`max_step_norm`).
+const MAX_STEP: f64 = 5.0;
+
+impl Rules {
+    fn momentum(self, exploring: bool) -> f64 {
+        if exploring && !self.open_tsne {
+            0.5
+        } else {
+            0.8
+        }
+    }
+
+    fn learning_rate(self, params: &TsneParams, n: usize, exaggeration: f64) -> f64 {
+        match params.learning_rate {
+            LearningRate::Auto if self.open_tsne => n as f64 / exaggeration / 4.0,
+            lr => lr.resolve(n, params.early_exaggeration),
+        }
+    }
+
+    /// The new gain for a coordinate whose last step was `u` and whose gradient is `g`.
+    fn gain(self, gain: f64, u: f64, g: f64) -> f64 {
+        if self.open_tsne {
+            // np.sign(update) != np.sign(gradient), where sign(0) = 0.
+            let sign = |v: f64| (v > 0.0) as i8 - (v < 0.0) as i8;
+            if sign(u) != sign(g) {
+                gain + 0.2
+            } else {
+                gain * 0.8 + 0.01
+            }
+        } else {
+            let gain = if u * g < 0.0 { gain + 0.2 } else { gain * 0.8 };
+            gain.max(0.01)
+        }
+    }
+}
+
 /// Runs the heal engine's gradient descent from `y`.
 pub(super) fn optimise(
     p: &Affinities,
@@ -86,24 +156,30 @@ pub(super) fn optimise(
     progress: &mut dyn FnMut(usize),
 ) -> Vec<[f64; 2]> {
     let n = y.len();
-    let lr = params.learning_rate.resolve(n, params.early_exaggeration);
-    let mut tree = QuadTree::default();
+    let method = params.method.resolve(n, params.theta);
+    let rules = Rules {
+        open_tsne: method == Method::Fft,
+    };
+    let mut repulsion = Repulsion::new(method, params.theta);
     let mut attract = vec![[0.0f64; 2]; n];
     let mut repel = vec![([0.0f64; 2], 0.0f64); n];
     let mut update = vec![[0.0f64; 2]; n];
     let mut gains = vec![[1.0f64; 2]; n];
     for it in 0..params.iterations {
         let exploring = it < params.exaggeration_iterations;
-        if it == params.exaggeration_iterations && it > 0 {
-            // scikit-learn starts its second descent with a fresh step and gains.
+        if it == params.exaggeration_iterations && it > 0 && !rules.open_tsne {
+            // scikit-learn starts its second descent with a fresh step and gains; openTSNE
+            // keeps both.
             update.iter_mut().for_each(|u| *u = [0.0; 2]);
             gains.iter_mut().for_each(|g| *g = [1.0; 2]);
         }
-        let (momentum, exaggeration) = if exploring {
-            (0.5, params.early_exaggeration)
+        let exaggeration = if exploring {
+            params.early_exaggeration
         } else {
-            (0.8, 1.0)
+            1.0
         };
+        let momentum = rules.momentum(exploring);
+        let lr = rules.learning_rate(params, n, exaggeration);
         // Attraction: sum_j P_ij q_ij (y_i - y_j), per point.
         {
             let yv = &y[..];
@@ -126,7 +202,7 @@ pub(super) fn optimise(
                     *a = [ax, ay];
                 });
         }
-        repulsion_into(&y, params.theta, &mut tree, &mut repel);
+        repulsion.compute(&y, &mut repel);
         // Z in index order, whatever the threads did.
         let z: f64 = repel.iter().map(|r| r.1).sum();
         let inv_z = 1.0 / z;
@@ -134,17 +210,19 @@ pub(super) fn optimise(
             for c in 0..2 {
                 let g = 4.0 * (exaggeration * attract[i][c] - repel[i].0[c] * inv_z);
                 let u = update[i][c];
-                let gain = if u * g < 0.0 {
-                    gains[i][c] + 0.2
-                } else {
-                    gains[i][c] * 0.8
-                };
-                let gain = gain.max(0.01);
+                let gain = rules.gain(gains[i][c], u, g);
                 gains[i][c] = gain;
-                let u = momentum * u - lr * gain * g;
-                update[i][c] = u;
-                y[i][c] += u;
+                update[i][c] = momentum * u - lr * gain * g;
             }
+            if rules.open_tsne {
+                let norm = update[i][0].hypot(update[i][1]);
+                if norm > MAX_STEP {
+                    let s = MAX_STEP / norm;
+                    update[i] = [update[i][0] * s, update[i][1] * s];
+                }
+            }
+            y[i][0] += update[i][0];
+            y[i][1] += update[i][1];
         }
         progress(it + 1);
     }

@@ -49,12 +49,78 @@ impl FromStr for Engine {
 
 crate::string_serde!(Engine);
 
+/// How the heal engine computes the repulsive half of the gradient, and the optimiser that
+/// goes with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Method {
+    /// [`Method::Exact`] when theta is 0, [`Method::Fft`] from [`FFT_FROM`] points, else
+    /// [`Method::BarnesHut`] (openTSNE's rule).
+    #[default]
+    Auto,
+    /// Every pair, O(n^2) per iteration; scikit-learn's optimiser.
+    Exact,
+    /// The quadtree at theta; scikit-learn's optimiser.
+    BarnesHut,
+    /// Interpolation on a grid and FFT convolution, O(n) per iteration; openTSNE's optimiser.
+    Fft,
+}
+
+/// [`Method::Auto`] picks the FFT method from this many points (openTSNE's threshold).
+pub const FFT_FROM: usize = 10_000;
+
+impl Method {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Method::Auto),
+            "exact" => Ok(Method::Exact),
+            "bh" | "barnes-hut" => Ok(Method::BarnesHut),
+            "fft" => Ok(Method::Fft),
+            _ => Err(user(format!(
+                "t-SNE method {text:?} is not known; use auto, exact, bh or fft"
+            ))),
+        }
+    }
+
+    /// The method that runs for `n` points at `theta`: never [`Method::Auto`].
+    pub fn resolve(self, n: usize, theta: f64) -> Method {
+        match self {
+            Method::Auto if theta == 0.0 => Method::Exact,
+            Method::Auto if n >= FFT_FROM => Method::Fft,
+            Method::Auto => Method::BarnesHut,
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Auto => "auto",
+            Method::Exact => "exact",
+            Method::BarnesHut => "bh",
+            Method::Fft => "fft",
+        })
+    }
+}
+
+impl FromStr for Method {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Method::parse(s)
+    }
+}
+
+crate::string_serde!(Method);
+
 /// The gradient-descent step size.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum LearningRate {
-    /// max(n / early_exaggeration / 4, 50), as scikit-learn's `learning_rate="auto"`; 200 for
-    /// [`Engine::Linfa`].
+    /// max(n / early_exaggeration / 4, 50), as scikit-learn's `learning_rate="auto"`, with
+    /// [`Method::Exact`] and [`Method::BarnesHut`]; n / exaggeration / 4 in each phase (early
+    /// exaggeration, then 1), as openTSNE's "auto" in heal's gradient scale, with
+    /// [`Method::Fft`]; 200 for [`Engine::Linfa`].
     #[default]
     Auto,
     Fixed(f64),
@@ -162,6 +228,9 @@ pub struct TsneParams {
     pub pca_dims: usize,
     pub init: Init,
     pub engine: Engine,
+    /// The heal engine's gradient; the linfa engine is always Barnes-Hut (exact at theta 0).
+    #[serde(default)]
+    pub method: Method,
 }
 
 impl Default for TsneParams {
@@ -177,6 +246,7 @@ impl Default for TsneParams {
             pca_dims: 50,
             init: Init::Pca,
             engine: Engine::Heal,
+            method: Method::Auto,
         }
     }
 }
@@ -262,6 +332,12 @@ pub(super) fn validate_params(n: usize, params: &TsneParams) -> Result<()> {
         if ee != 12.0 {
             return Err(user(format!(
                 "t-SNE early exaggeration {ee}: the linfa engine fixes it at 12; use 12 or the heal engine"
+            )));
+        }
+        if params.method != Method::Auto {
+            return Err(user(format!(
+                "t-SNE method {}: the linfa engine is always Barnes-Hut (exact at theta 0); use method auto or the heal engine",
+                params.method
             )));
         }
     }
