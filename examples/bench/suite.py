@@ -17,6 +17,8 @@ Run it through examples/bench.sh (which sets up and builds first). Parts:
   tsne      t-SNE of 5,000 x 384 minilm-l6 [CLS] vectors of AG News: heal vs scikit-learn
             vs openTSNE at the same settings; --tsne-samples N repeats it on N inputs and
             reports the mean 2-D 5-NN accuracy (one map's accuracy moves by a few thousandths).
+  tsne-scale, finetune-scale, cell-cost (examples/bench/scaling.py): how costs grow with
+            points, sequence length, batch size and sweep cells.
 Each measured program runs alone, one after the other; peak RSS is the child's maxrss.
 """
 import argparse
@@ -456,6 +458,10 @@ def report(out):
             [label, f"{r['seconds']:.1f}", f"{r['peak_rss_mib']:.0f}",
              f"{r['knn5_mean']:.4f} ({' / '.join(f'{v:.4f}' for v in r['knn5_samples'])})" if many
              else f"{r['knn5']:.4f}", f"{r['seconds'] / base:.1f}x"] for label, r in rows.items()]))
+    import scaling
+    for key, fmt in scaling.REPORTS.items():
+        if key in out:
+            parts.append(fmt(out[key]))
     parts.append(f"\nSuite wall time: {out['suite_seconds'] / 60:.1f} min.")
     return "\n".join(parts)
 
@@ -474,12 +480,17 @@ def main():
                     help="t-SNE inputs (1: the AG News test articles; more: also seeded training-split draws)")
     ap.add_argument("--seeds", default="1,2,3", help="seeds of the agreement part")
     ap.add_argument("--bf16", action="store_true", help="run the bf16 rows even without bf16 units")
+    import scaling
+    scaling.add_arguments(ap)
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     started = time.perf_counter()
     out = {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
     parts = args.only.split(",")
     for part in parts:
+        if part in scaling.PARTS:
+            scaling.PARTS[part](args, out, args.work)
+            continue
         {"matmul": lambda: part_matmul(out), "finetune": lambda: part_finetune(args, out, args.work),
          "probe": lambda: part_probe(args, out, args.work),
          "agreement": lambda: part_agreement(args, out, args.work), "tsne": lambda: part_tsne(args, out, args.work)}[part]()

@@ -97,6 +97,7 @@ pub fn embed_2d_with_progress(
     }
     check_finite(x, "t-SNE")?;
     let reduced_by_pca = params.pca_dims > 0 && m > params.pca_dims;
+    let started = std::time::Instant::now();
     let data = if reduced_by_pca {
         pca(x, params.pca_dims)?
     } else {
@@ -105,9 +106,22 @@ pub fn embed_2d_with_progress(
     match params.engine {
         Engine::Heal => {
             let init = initial_layout(data.view(), reduced_by_pca, params)?;
+            log::debug!("t-SNE: PCA {:.1} s", started.elapsed().as_secs_f64());
+            let started = std::time::Instant::now();
             let p = affinities_unchecked(data.view(), params.perplexity);
+            log::debug!(
+                "t-SNE: neighbours and affinities {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             drop(data);
+            let started = std::time::Instant::now();
             let y = optimise(&p, init, params, progress);
+            log::debug!(
+                "t-SNE: {} iterations ({}) {:.1} s",
+                params.iterations,
+                params.method.resolve(n, params.theta),
+                started.elapsed().as_secs_f64()
+            );
             if y.iter().flatten().any(|v| !v.is_finite()) {
                 return Err(user(format!(
                     "t-SNE diverged (the map has non-finite coordinates) with learning rate {}; use a smaller learning rate or auto",
