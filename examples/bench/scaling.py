@@ -12,8 +12,9 @@ finetune-scale, cell-cost). Every heal number here has its peer measured in the 
                   (8..64, length 128), heal fp32 and HF at its best (dynamic padding) fp32, on
                   IMDB reviews (long enough that every example fills the length); a fixed token
                   budget per cell.
-  cell-cost       a sweep of 4 minilm-l6 cells on BBC News: each cell's fixed cost (model load,
-                  tokenisation, set-up, writes: total - train - eval) against its training time.
+  cell-cost       sweeps of 4 minilm-l6 cells on SST-2: each cell's fixed cost (model load,
+                  tokenisation, set-up, writes: total - train - eval) against its training time,
+                  without and with the study's analysis artefacts.
 """
 import json
 import os
@@ -253,26 +254,30 @@ max-len = 128
 precision = "fp32"
 device = "cpu"
 max-train-examples = {n}
+eval-data = "{eval}"
+{analysis}
 
 [grid]
 model = ["minilm-l6"]
-data = ["bbc-news"]
+data = ["{train}"]
 corrupt = ["none", "bottom:50%", "top:50%", "all"]
 lr = [5e-5]
 seed = [42]
 """
 
 
-def part_cell_cost(args, out, work):
-    work = os.path.join(work, "cell-cost")
-    os.makedirs(work, exist_ok=True)
-    grid = os.path.join(work, "grid.toml")
+def cell_sweep(args, work, analysis):
+    tag = "default" if analysis is None else analysis
+    grid = os.path.join(work, f"grid-analysis{tag}.toml")
     with open(grid, "w") as f:
-        f.write(GRID.format(n=args.cell_examples))
-    sweep = os.path.join(work, f"sweep-{int(time.time())}")
-    say("sweep fixed cost: 4 minilm-l6 cells ...")
-    wall, rss = suite.measure([args.heal, "sweep", "--config", grid, "--out", sweep],
-                              os.path.join(work, "sweep.log"))
+        f.write(GRID.format(n=args.cell_examples,
+                            analysis="" if analysis is None else f"analysis-examples = {analysis}",
+                            train=os.path.join(DATA, "sst2", "train.jsonl.gz"),
+                            eval=os.path.join(DATA, "sst2", "validation.jsonl.gz")))
+    sweep = os.path.join(work, f"sweep-analysis{tag}-{int(time.time())}")
+    say(f"sweep fixed cost: 4 minilm-l6 cells, --analysis-examples {tag} ...")
+    wall, _ = suite.measure([args.heal, "sweep", "--config", grid, "--out", sweep],
+                            os.path.join(work, f"sweep-analysis{tag}.log"))
     cells = []
     for name in sorted(os.listdir(os.path.join(sweep, "cells"))):
         t = json.load(open(os.path.join(sweep, "cells", name, "run.json")))["timings"]
@@ -280,23 +285,33 @@ def part_cell_cost(args, out, work):
                       "eval": t["eval_seconds"], "total": t["total_seconds"],
                       "fixed": t["total_seconds"] - t["train_seconds"] - t["eval_seconds"]})
     work_seconds = sum(c["train"] + c["eval"] for c in cells)
-    out["cell_cost"] = {"settings": {"cells": len(cells), "train_examples": args.cell_examples,
-                                     "model": "minilm-l6", "data": "bbc-news"},
-                        "cells": cells, "sweep_wall_seconds": wall,
-                        "per_cell_overhead_seconds": (wall - work_seconds) / len(cells)}
+    return {"cells": cells, "sweep_wall_seconds": wall,
+            "per_cell_overhead_seconds": (wall - work_seconds) / len(cells)}
+
+
+def part_cell_cost(args, out, work):
+    work = os.path.join(work, "cell-cost")
+    os.makedirs(work, exist_ok=True)
+    out["cell_cost"] = {"settings": {"cells": 4, "train_examples": args.cell_examples, "model": "minilm-l6",
+                                     "data": "SST-2 (validation: 872)"},
+                        "bare": cell_sweep(args, work, 0), "with_analysis": cell_sweep(args, work, None)}
 
 
 def report_cell_cost(t):
     s = t["settings"]
-    lines = [f"\nA sweep's fixed cost per cell: {s['cells']} {s['model']} cells on {s['data']} "
-             f"({s['train_examples']} training examples, its evaluation split, 1 epoch, fp32); "
-             "fixed = total - train - eval (model load, damage, tokenisation, set-up, writes); "
-             f"the whole sweep took {t['sweep_wall_seconds']:.1f} s, "
-             f"{t['per_cell_overhead_seconds']:.2f} s per cell beyond training and evaluation, "
-             "process start included:\n"]
-    lines.append(suite.fmt_table(["cell", "fixed s", "of which prepare s", "train s", "eval s", "total s"],
-                                 [[c["cell"], f"{c['fixed']:.2f}", f"{c['prepare']:.2f}", f"{c['train']:.1f}",
-                                   f"{c['eval']:.1f}", f"{c['total']:.1f}"] for c in t["cells"]]))
+    lines = [f"\nA sweep's fixed cost per cell: {s['cells']} {s['model']} cells (none, bottom:50%, top:50%, all) "
+             f"on {s['data']}, {s['train_examples']} training examples, 1 epoch, fp32; fixed = total - train - "
+             "eval (model load, damage, tokenisation or the sweep's cached tokens, set-up, writes), without "
+             "and with the study's analysis artefacts at their default (up to 2,000 evaluation examples, here all "
+             "872: a forward pass before training and one over every layer after):\n"]
+    table = []
+    for key, label in (("bare", "--analysis-examples 0"), ("with_analysis", "analysis artefacts (default)")):
+        v = t[key]
+        fixed = [c["fixed"] for c in v["cells"]]
+        table.append([label, " / ".join(f"{x:.2f}" for x in fixed), f"{sum(fixed) / len(fixed):.2f}",
+                      " / ".join(f"{c['train']:.1f}" for c in v["cells"]), f"{v['per_cell_overhead_seconds']:.2f}"])
+    lines.append(suite.fmt_table(["cells", "fixed s per cell", "mean fixed s", "train s per cell",
+                                  "sweep wall - train - eval, per cell (process start included)"], table))
     return "\n".join(lines)
 
 
