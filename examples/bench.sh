@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark suite: heal and its Python peers (HF transformers on PyTorch, scikit-learn,
 # openTSNE) on the same machine, data and settings, one after the other; prints a table of
-# ratios and writes runs/bench/results.{json,md}. About 30 minutes on 2 cores (29.0 measured).
+# ratios and writes runs/bench/results.{json,md}. About an hour on 2 cores for everything.
 #
 #   bash examples/bench.sh                      # everything
-#   bash examples/bench.sh --only finetune      # parts: matmul,finetune,probe,tsne
+#   bash examples/bench.sh --only finetune      # parts: matmul,finetune,inference,probe,tsne,
+#                                               #   tsne-scale,finetune-scale,cell-cost (agreement: on request)
 #   bash examples/bench.sh --help               # sizes and other options
 # Needs the paper's datasets in ../shared/datasets (SST-2, AG News). openTSNE is installed
 # into the virtual environment on first use (a benchmark-only dependency).
