@@ -219,3 +219,34 @@ fn training_at_the_cls_position_keeps_dropout_masks_and_gradients() {
         }
     }
 }
+
+#[test]
+fn a_batch_without_padding_attends_without_a_mask_and_agrees_with_a_padded_one() {
+    let _lock = precision_lock();
+    for name in MODELS {
+        let model = load(name, Pooling::Cls);
+        let padded = batch_of(name, 1);
+        // The longest row, alone: no padding, so attention runs without a mask.
+        let lengths = padded.attention_mask.sum_dim_intlist(1, false, Kind::Int64);
+        let row = lengths.argmax(0, false).int64_value(&[]);
+        let width = lengths.max().int64_value(&[]);
+        assert!(
+            lengths.min().int64_value(&[]) < width,
+            "{name}: the golden batch has padding"
+        );
+        let pick = |t: &Tensor| t.narrow(0, row, 1).narrow(1, 0, width).copy();
+        let alone = Batch {
+            input_ids: pick(&padded.input_ids),
+            token_type_ids: pick(&padded.token_type_ids),
+            attention_mask: pick(&padded.attention_mask),
+            labels: padded.labels.narrow(0, row, 1).copy(),
+        };
+        let (in_batch, alone_logits) =
+            model.inference(|m| (m.logits(&padded).narrow(0, row, 1), m.logits(&alone)));
+        let d = max_abs_diff(&alone_logits, &in_batch);
+        assert!(
+            d < TOL,
+            "{name}: the row alone differs from the row in the batch by {d:e}"
+        );
+    }
+}
