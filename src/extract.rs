@@ -48,7 +48,7 @@ pub struct ExtractRequest {
     pub max_len: Option<usize>,
     pub batch_size: usize,
     pub device: String,
-    /// None: the run's, else fp32.
+    /// The products' precision; None: fp32 (whatever a run directory trained with).
     pub precision: Option<Precision>,
     /// libtorch threads; None: libtorch's default (one per core).
     pub threads: Option<usize>,
@@ -136,11 +136,7 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
         _ => EvalSource::from_options(req.eval_data.as_deref(), req.eval_split),
     };
     let seed = run_cfg.map_or(req.seed, |c| c.seed);
-    precision::set(
-        req.precision
-            .or_else(|| cfg.map(|c| c.precision))
-            .unwrap_or_default(),
-    );
+    precision::set(req.precision.unwrap_or_default());
     let pooling = req
         .pooling
         .or_else(|| cfg.map(|c| c.pooling))

@@ -51,7 +51,7 @@ pub struct EmbedArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Matrix-product precision: fp32, or bf16 (bfloat16 products, as torch's autocast; fast
-    /// on CPUs with AMX or AVX512-BF16). [default: the run's, else fp32]
+    /// on CPUs with AMX or AVX512-BF16). [default: fp32]
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
     /// libtorch threads. [default: one per core]

@@ -141,8 +141,8 @@ impl SequenceClassifier {
     }
 
     /// Runs `f` with the model set up for inference: no autograd, and the encoder's weights
-    /// cast to the compute dtype (q|k|v stacked) once for all of `f`'s passes instead of at
-    /// every product (see [`EncoderWeights`]). The parameters must not change inside `f`.
+    /// made once for all of `f`'s passes (under bf16: cast to bfloat16, q|k|v stacked) instead
+    /// of at every product (see [`EncoderWeights`]). The parameters must not change inside `f`.
     pub fn inference<R>(&self, f: impl FnOnce(&Inference<'_>) -> R) -> R {
         tch::no_grad(|| {
             let weights = self.encoder.weights();
