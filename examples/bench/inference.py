@@ -204,15 +204,19 @@ def report_inference(out):
 
 
 def main():
+    global THREADS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--heal", required=True, help="the heal binary")
     ap.add_argument("--work", default=os.path.join(ROOT, "runs", "bench"))
     ap.add_argument("--datasets", default=DATA, help="the folder with sst2/validation.jsonl.gz")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=THREADS,
+                    help="threads on both sides (2 as the suite; 1 suffers less from a busy machine)")
     ap.add_argument("--baseline", help="another heal binary (e.g. an older build): its finetune evaluation rows too")
     ap.add_argument("--no-eval-rows", dest="eval_rows", action="store_false",
                     help="skip the heal finetune evaluation rows")
     args = ap.parse_args()
+    THREADS = args.threads
     os.makedirs(args.work, exist_ok=True)
     started = time.perf_counter()
     out = {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
