@@ -8,6 +8,7 @@ use crate::fsio::{Kind, Output};
 use crate::model::checkpoint::CheckpointFiles;
 use crate::model::config::EncoderConfig;
 use crate::model::head::Pooling;
+use crate::model::precision::{self, Precision};
 use crate::model::tokenizer::TextEncoder;
 use crate::model::SequenceClassifier;
 use crate::run_dir::embeddings::Embeddings;
@@ -47,6 +48,10 @@ pub struct ExtractRequest {
     pub max_len: Option<usize>,
     pub batch_size: usize,
     pub device: String,
+    /// The products' precision; None: fp32 (whatever a run directory trained with).
+    pub precision: Option<Precision>,
+    /// libtorch threads; None: libtorch's default (one per core).
+    pub threads: Option<usize>,
     pub out: PathBuf,
     /// Replace an existing (non-run) folder at `out`.
     pub overwrite: bool,
@@ -58,7 +63,11 @@ pub struct Extracted {
     pub examples: usize,
     pub layers: usize,
     pub hidden_size: i64,
+    /// From the start of the encoding to the folder written.
     pub seconds: f64,
+    /// The encoding alone: batches collated and run through the model, vectors pooled (no
+    /// model load, tokenisation or writing).
+    pub encode_seconds: f64,
 }
 
 /// `all` or a list such as `0,6,12`, checked against the model's depth.
@@ -108,6 +117,9 @@ fn open_source(
 pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
     Output::check("--out", &req.out, Kind::Folder, req.overwrite)?;
     let device = crate::device::parse_device(&req.device)?;
+    if let Some(n) = req.threads {
+        crate::threads::set("--threads", n)?;
+    }
     let (model_dir, run) = open_source(&req.source, req.revision.as_deref())?;
     let cfg = run.as_ref().map(|r| &r.config);
     let data_name = req
@@ -124,6 +136,7 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
         _ => EvalSource::from_options(req.eval_data.as_deref(), req.eval_split),
     };
     let seed = run_cfg.map_or(req.seed, |c| c.seed);
+    precision::set(req.precision.unwrap_or_default());
     let pooling = req
         .pooling
         .or_else(|| cfg.map(|c| c.pooling))
@@ -165,6 +178,7 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
         &layers,
         pooling,
     );
+    let encode_seconds = started.elapsed().as_secs_f64();
     let embeddings = Embeddings::of_examples(
         vectors,
         examples,
@@ -178,5 +192,6 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
         layers: layers.len(),
         hidden_size: model_cfg.hidden_size,
         seconds: started.elapsed().as_secs_f64(),
+        encode_seconds,
     })
 }

@@ -3,6 +3,7 @@
 use clap::Args;
 use heal::extract::{self, ExtractRequest, Split};
 use heal::model::head::Pooling;
+use heal::model::precision::Precision;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -49,6 +50,13 @@ pub struct EmbedArgs {
     pub batch_size: usize,
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Matrix-product precision: fp32, or bf16 (bfloat16 products, as torch's autocast; fast
+    /// on CPUs with AMX or AVX512-BF16). [default: fp32]
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
+    /// libtorch threads. [default: one per core]
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Output folder: embeddings.safetensors, layer_<i>.npy, labels.npy, ids.txt, manifest.json,
     /// projector/ (tensors.tsv + metadata.tsv for TensorBoard's projector).
     #[arg(long)]
@@ -74,15 +82,18 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         max_len: args.max_len,
         batch_size: args.batch_size,
         device: args.device,
+        precision: args.precision,
+        threads: args.threads,
         out: args.out,
         overwrite: args.overwrite,
     })?;
     println!(
-        "{} examples x {} layers x {} dims ({:.1} s) -> {}",
+        "{} examples x {} layers x {} dims ({:.1} s, encoding {:.3} s) -> {}",
         done.examples,
         done.layers,
         done.hidden_size,
         done.seconds,
+        done.encode_seconds,
         out.display()
     );
     Ok(())

@@ -121,6 +121,24 @@ pub fn apply(xs: &Tensor, p: f64, train: bool) -> Tensor {
     xs * mask(&xs.size(), p)
 }
 
+/// [`apply`] on the leading part of a tensor: `xs` is the first `xs.size()[dim]` entries along
+/// `dim` of a tensor of shape `full` that is not computed whole (the last layer at the [CLS]
+/// position only). Draws the mask for `full`, as [`apply`] on the whole tensor would, and uses
+/// its leading part: the kept elements and the call count are those of the whole-tensor pass.
+pub fn apply_leading(xs: &Tensor, full: &[i64], dim: usize, p: f64, train: bool) -> Tensor {
+    if !train || p <= 0.0 {
+        return xs.shallow_clone();
+    }
+    if p >= 1.0 || xs.device() != Device::Cpu || xs.kind() != Kind::Float {
+        return xs.dropout(p, train);
+    }
+    let len = xs.size()[dim];
+    if len == full[dim] {
+        return xs * mask(full, p);
+    }
+    xs * mask(full, p).narrow(dim as i64, 0, len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

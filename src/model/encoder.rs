@@ -4,7 +4,7 @@
 use super::config::{Activation, EncoderConfig, Family};
 use super::dropout;
 use super::layout::Layout;
-use super::precision::{self, to_f32};
+use super::precision::{self, to_f32, CastLinear};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -161,60 +161,161 @@ impl Layer {
         }
     }
 
+    /// This layer's weights in the compute dtype, with q, k and v stacked into one product
+    /// when `stack_qkv`. Under float32 the tensors are the parameters themselves (shallow
+    /// copies; stacking copies q|k|v), under bf16 bfloat16 copies.
+    pub fn weights(&self, stack_qkv: bool) -> LayerWeights {
+        let kind = precision::compute_kind();
+        let qkv = if stack_qkv {
+            Qkv::Stacked(CastLinear::stacked(&[&self.q, &self.k, &self.v], kind))
+        } else {
+            Qkv::Separate(
+                CastLinear::of(&self.q, kind),
+                CastLinear::of(&self.k, kind),
+                CastLinear::of(&self.v, kind),
+            )
+        };
+        LayerWeights {
+            qkv,
+            o: CastLinear::of(&self.o, kind),
+            ffn_in: CastLinear::of(&self.ffn_in, kind),
+            ffn_out: CastLinear::of(&self.ffn_out, kind),
+        }
+    }
+
+    /// The weights a pass without a [`EncoderWeights`] makes for each call (a training step,
+    /// whose parameters change between calls). Under bf16, q, k and v as one product of the
+    /// stacked weights (the weights are cast anyway, and a wider bf16 product is faster: 111
+    /// -> 132 ex/s on minilm-l6 + SST-2); under fp32 the stacking would copy the weights at
+    /// every call, which costs more than it saves, so three products.
+    fn weights_per_call(&self) -> LayerWeights {
+        self.weights(precision::current() == precision::Precision::Bf16)
+    }
+
     /// `mask` is a boolean [batch, 1, 1, seq] tensor, true where a key may be attended to.
     pub fn forward_t(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        self.forward_with(xs, Some(mask), train, false, &self.weights_per_call())
+    }
+
+    /// [`forward_t`](Self::forward_t) with the given weights. With `first_only`, the output
+    /// at position 0 only, [batch, 1, hidden]: keys and values from every position, but the
+    /// query, attention output, LayerNorms and feed-forward of the first row alone (what a
+    /// [CLS] pooling reads of the last layer; the same numbers as row 0 of the whole output,
+    /// dropout masks included). `mask` None: every key may be attended to (no padding).
+    pub fn forward_with(
+        &self,
+        xs: &Tensor,
+        mask: Option<&Tensor>,
+        train: bool,
+        first_only: bool,
+        w: &LayerWeights,
+    ) -> Tensor {
         let (b, s, h) = xs.size3().expect("hidden states are [batch, seq, hidden]");
+        let d = h / self.num_heads;
+        let sq = if first_only { 1 } else { s };
+        let xq = if first_only {
+            xs.narrow(1, 0, 1)
+        } else {
+            xs.shallow_clone()
+        };
         let heads = |t: Tensor| {
-            t.view([b, s, self.num_heads, h / self.num_heads])
-                .transpose(1, 2)
+            let len = t.size()[1];
+            t.view([b, len, self.num_heads, d]).transpose(1, 2)
         };
         // Under bf16 the products below run in bfloat16 (attention included); LayerNorm,
         // residual sums and dropout stay float32.
-        // Under bf16, q, k and v as one product of the stacked weights (the weights are cast
-        // anyway, and a wider bf16 product is faster: 111 -> 132 ex/s on minilm-l6 + SST-2);
-        // under fp32 the stacking costs more than it saves, so three products.
-        let (q, k, v) = if precision::current() == precision::Precision::Bf16 {
-            let mut qkv = precision::fused_linear(&[&self.q, &self.k, &self.v], xs).into_iter();
-            let mut next = || heads(qkv.next().expect("three projections"));
-            (next(), next(), next())
-        } else {
-            (
-                heads(precision::linear(&self.q, xs)),
-                heads(precision::linear(&self.k, xs)),
-                heads(precision::linear(&self.v, xs)),
-            )
+        let (q, k, v) = match &w.qkv {
+            Qkv::Separate(q, k, v) => (heads(q.apply(&xq)), heads(k.apply(xs)), heads(v.apply(xs))),
+            Qkv::Stacked(qkv) if !first_only => {
+                let mut parts = qkv.apply(xs).split(h, -1).into_iter();
+                let mut next = || heads(parts.next().expect("three projections"));
+                (next(), next(), next())
+            }
+            Qkv::Stacked(qkv) => {
+                let mut kv = qkv.rows(h, 2 * h).apply(xs).split(h, -1).into_iter();
+                let mut next = || heads(kv.next().expect("two projections"));
+                (heads(qkv.rows(0, h).apply(&xq)), next(), next())
+            }
         };
         let context = if train && self.attention_dropout > 0.0 && xs.device() == Device::Cpu {
             // libtorch's fused CPU attention does not take dropout (it falls back to a
             // composite with `bernoulli_`): the same composite here, with the fast mask.
-            let scale = 1.0 / ((h / self.num_heads) as f64).sqrt();
-            let bias = Tensor::zeros(mask.size(), (Kind::Float, xs.device()))
-                .masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
-            let scores = to_f32(q.matmul(&k.transpose(-2, -1))) * scale + bias;
-            let probs = dropout::apply(
+            let scale = 1.0 / (d as f64).sqrt();
+            let mut scores = to_f32(q.matmul(&k.transpose(-2, -1))) * scale;
+            if let Some(mask) = mask {
+                scores = scores.masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
+            }
+            let probs = dropout::apply_leading(
                 &scores.softmax(-1, Kind::Float),
+                &[b, self.num_heads, s, s],
+                2,
                 self.attention_dropout,
                 true,
             );
             probs.to_kind(v.kind()).matmul(&v)
         } else {
             let p = if train { self.attention_dropout } else { 0.0 };
-            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false)
+            Tensor::scaled_dot_product_attention(&q, &k, &v, mask, p, false, None, false)
         };
-        let context = context.transpose(1, 2).reshape([b, s, h]);
-        let mut attn = to_f32(precision::linear(&self.o, &context));
-        if self.dropout_after_attention_output {
-            attn = dropout::apply(&attn, self.hidden_dropout, train);
-        }
-        let attn = self.ln_attn.forward(&(attn + xs));
-        let ffn = activate(&precision::linear(&self.ffn_in, &attn), self.activation);
-        let ffn = dropout::apply(
-            &to_f32(precision::linear(&self.ffn_out, &ffn)),
-            self.hidden_dropout,
-            train,
-        );
-        self.ln_ffn.forward(&(ffn + attn))
+        let context = context.transpose(1, 2).reshape([b, sq, h]);
+        // Dropout of the two sublayers' outputs, on float32 (the fast masks' dtype). Without
+        // it the product's output (bfloat16 under bf16) goes straight into the float32
+        // residual sum, which promotes it: the same numbers as a cast first, one pass fewer.
+        let full = [b, s, h];
+        let hidden_dropout = |xs: Tensor, on: bool| {
+            if on && train && self.hidden_dropout > 0.0 {
+                dropout::apply_leading(&to_f32(xs), &full, 1, self.hidden_dropout, train)
+            } else {
+                xs
+            }
+        };
+        let attn = hidden_dropout(w.o.apply(&context), self.dropout_after_attention_output);
+        let attn = self.ln_attn.forward(&(xq + attn));
+        let ffn = activate(&w.ffn_in.apply(&attn), self.activation);
+        let ffn = hidden_dropout(w.ffn_out.apply(&ffn), true);
+        self.ln_ffn.forward(&(attn + ffn))
     }
+}
+
+/// How a layer's q, k and v projections are multiplied.
+#[derive(Debug)]
+enum Qkv {
+    Separate(CastLinear, CastLinear, CastLinear),
+    /// One product with the weights stacked q|k|v by output row.
+    Stacked(CastLinear),
+}
+
+/// One layer's weights as a forward pass multiplies with them ([`Layer::weights`]).
+#[derive(Debug)]
+pub struct LayerWeights {
+    qkv: Qkv,
+    o: CastLinear,
+    ffn_in: CastLinear,
+    ffn_out: CastLinear,
+}
+
+/// Every layer's weights cast to the compute dtype (and q|k|v stacked) once, for a run of
+/// passes that leave the parameters alone: an evaluation, `heal embed`, a probe's encoding.
+/// A training pass casts at every call instead (the parameters change between steps, and the
+/// casts carry the gradients back), which under bf16 costs a cast of every weight per product.
+/// Made from the parameters as they are; a later change of theirs is not seen.
+#[derive(Debug)]
+pub struct EncoderWeights {
+    layers: Vec<LayerWeights>,
+}
+
+/// What an encoder pass computes, and with which weights.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pass<'w> {
+    /// Dropout on (training).
+    pub train: bool,
+    /// The embeddings output and every layer's output, else the last layer's only.
+    pub all_layers: bool,
+    /// The last layer at position 0 only (its state is [batch, 1, hidden]): all a [CLS]
+    /// pooling reads.
+    pub last_first_only: bool,
+    /// Weights made once ([`Encoder::weights`]); None: each layer makes its own per call.
+    pub weights: Option<&'w EncoderWeights>,
 }
 
 /// Embeddings and the stack of layers of one checkpoint.
@@ -235,6 +336,18 @@ impl Encoder {
         Encoder { embeddings, layers }
     }
 
+    /// Every layer's weights in the compute dtype for passes that do not change the
+    /// parameters (see [`EncoderWeights`]). Under bf16, bfloat16 copies with q|k|v stacked
+    /// (one wider product: 3.5 against 4.0 ms for [800, 384] x [384, 3 x 384] on 2 threads).
+    /// Under float32, the parameters themselves and three products: there the stacked
+    /// product is no faster (8.3 against 8.1 ms), so a copy would buy nothing.
+    pub fn weights(&self) -> EncoderWeights {
+        let stack = precision::current() == precision::Precision::Bf16;
+        EncoderWeights {
+            layers: self.layers.iter().map(|l| l.weights(stack)).collect(),
+        }
+    }
+
     /// Runs the encoder. Returns the embeddings output followed by every layer's output when
     /// `all_layers` is true, otherwise only the last layer's output.
     pub fn forward_t(
@@ -245,12 +358,43 @@ impl Encoder {
         train: bool,
         all_layers: bool,
     ) -> Vec<Tensor> {
-        let mask = attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1);
+        let pass = Pass {
+            train,
+            all_layers,
+            ..Default::default()
+        };
+        self.forward_pass(input_ids, token_type_ids, attention_mask, pass)
+    }
+
+    /// Runs the encoder as `pass` says: the embeddings output followed by every layer's output
+    /// when `pass.all_layers`, otherwise only the last layer's output.
+    pub fn forward_pass(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: &Tensor,
+        attention_mask: &Tensor,
+        pass: Pass,
+    ) -> Vec<Tensor> {
+        let train = pass.train;
+        // Attention sees a mask only when the batch has padding (a length-sorted batch of
+        // equal lengths has none): the fused kernel is then spared reading it. The check reads
+        // the mask on the host, so only where it lives there.
+        let padded = attention_mask.device() != Device::Cpu
+            || (attention_mask.numel() > 0 && attention_mask.min().int64_value(&[]) == 0);
+        let mask = padded.then(|| attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1));
         let mut xs = self.embeddings.forward_t(input_ids, token_type_ids, train);
-        let mut states = Vec::with_capacity(if all_layers { self.layers.len() + 1 } else { 1 });
-        for layer in &self.layers {
-            let next = layer.forward_t(&xs, &mask, train);
-            if all_layers {
+        let n = self.layers.len();
+        let mut states = Vec::with_capacity(if pass.all_layers { n + 1 } else { 1 });
+        for (i, layer) in self.layers.iter().enumerate() {
+            let first_only = pass.last_first_only && i + 1 == n;
+            let next = match pass.weights {
+                Some(w) => layer.forward_with(&xs, mask.as_ref(), train, first_only, &w.layers[i]),
+                None => {
+                    let w = layer.weights_per_call();
+                    layer.forward_with(&xs, mask.as_ref(), train, first_only, &w)
+                }
+            };
+            if pass.all_layers {
                 states.push(xs);
             }
             xs = next;

@@ -14,7 +14,7 @@ use crate::fsio;
 use anyhow::Context;
 use checkpoint::{CheckpointFiles, LoadReport};
 use config::EncoderConfig;
-use encoder::Encoder;
+use encoder::{Encoder, EncoderWeights, Pass};
 use head::{Head, Pooling};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -114,20 +114,43 @@ impl SequenceClassifier {
         )
     }
 
-    /// The vector the head reads, [batch, hidden].
+    /// The vector the head reads, [batch, hidden]. Under [CLS] pooling the last layer runs at
+    /// position 0 only (the rest of its output is never read), in training too: its dropout
+    /// masks at position 0 are those of the whole-layer pass.
     pub fn pooled(&self, batch: &Batch, train: bool) -> Tensor {
+        let pass = Pass {
+            train,
+            last_first_only: self.pooling == Pooling::Cls,
+            ..Default::default()
+        };
+        self.pooled_by(batch, pass)
+    }
+
+    fn pooled_by(&self, batch: &Batch, pass: Pass) -> Tensor {
         let last = self
             .encoder
-            .forward_t(
+            .forward_pass(
                 &batch.input_ids,
                 &batch.token_type_ids,
                 &batch.attention_mask,
-                train,
-                false,
+                pass,
             )
             .pop()
             .expect("the encoder returns at least one state");
         self.pooling.pool(&last, &batch.attention_mask)
+    }
+
+    /// Runs `f` with the model set up for inference: no autograd, and the encoder's weights
+    /// made once for all of `f`'s passes (under bf16: cast to bfloat16, q|k|v stacked) instead
+    /// of at every product (see [`EncoderWeights`]). The parameters must not change inside `f`.
+    pub fn inference<R>(&self, f: impl FnOnce(&Inference<'_>) -> R) -> R {
+        tch::no_grad(|| {
+            let weights = self.encoder.weights();
+            f(&Inference {
+                model: self,
+                weights,
+            })
+        })
     }
 
     /// Every chosen layer's pooled vectors of a dataset, rows in example order, on the CPU:
@@ -150,9 +173,10 @@ impl SequenceClassifier {
                 )
             })
             .collect();
-        tch::no_grad(|| {
+        self.inference(|model| {
             for (indices, batch) in batches {
-                let states = self.hidden_states(&batch, false);
+                // [CLS] pooling reads position 0 of every layer: the last at that row only.
+                let states = model.hidden_states(&batch, pooling == Pooling::Cls);
                 let idx =
                     Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
                 for (layer, target) in out.iter_mut() {
@@ -242,5 +266,47 @@ impl SequenceClassifier {
                 }
             }
         });
+    }
+}
+
+/// A [`SequenceClassifier`] in eval mode with its weights made once
+/// ([`SequenceClassifier::inference`]); every method runs without autograd.
+pub struct Inference<'a> {
+    model: &'a SequenceClassifier,
+    weights: EncoderWeights,
+}
+
+impl Inference<'_> {
+    fn pass(&self, all_layers: bool, last_first_only: bool) -> Pass<'_> {
+        Pass {
+            train: false,
+            all_layers,
+            last_first_only,
+            weights: Some(&self.weights),
+        }
+    }
+
+    /// The embeddings output, then every layer's output ([batch, seq, hidden]); with
+    /// `last_first_only` the last layer's at position 0 only ([batch, 1, hidden]).
+    pub fn hidden_states(&self, batch: &Batch, last_first_only: bool) -> Vec<Tensor> {
+        self.model.encoder.forward_pass(
+            &batch.input_ids,
+            &batch.token_type_ids,
+            &batch.attention_mask,
+            self.pass(true, last_first_only),
+        )
+    }
+
+    /// The vector the head reads, [batch, hidden], as [`SequenceClassifier::pooled`] in eval
+    /// mode.
+    pub fn pooled(&self, batch: &Batch) -> Tensor {
+        let first_only = self.model.pooling == Pooling::Cls;
+        self.model.pooled_by(batch, self.pass(false, first_only))
+    }
+
+    /// Classification logits [batch, num_labels], as [`SequenceClassifier::forward_t`] in eval
+    /// mode.
+    pub fn logits(&self, batch: &Batch) -> Tensor {
+        self.model.head.forward_t(&self.pooled(batch), false)
     }
 }

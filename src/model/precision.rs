@@ -65,43 +65,60 @@ pub fn compute_kind() -> Kind {
     }
 }
 
-/// `xs @ W^T + b` in the compute precision; the result has the compute dtype (callers turn it
-/// back to float32 with [`to_f32`] where a float32 op follows).
-pub fn linear(layer: &nn::Linear, xs: &Tensor) -> Tensor {
-    linear_as(compute_kind(), layer, xs)
+/// A linear layer's weight and bias in the dtype its products run in: a shallow copy of the
+/// parameters under float32, a bfloat16 copy under bf16 (the cast is differentiable, so a
+/// training pass that makes one per call still sends float32 gradients to the parameters).
+#[derive(Debug)]
+pub struct CastLinear {
+    pub ws: Tensor,
+    pub bs: Option<Tensor>,
 }
 
-fn linear_as(kind: Kind, layer: &nn::Linear, xs: &Tensor) -> Tensor {
-    if kind == Kind::Float {
-        return xs.linear(&layer.ws, layer.bs.as_ref());
+impl CastLinear {
+    /// `layer`'s weight and bias as `kind`.
+    pub fn of(layer: &nn::Linear, kind: Kind) -> Self {
+        Self::stacked(&[layer], kind)
     }
-    let bias = layer.bs.as_ref().map(|b| b.to_kind(kind));
-    xs.to_kind(kind)
-        .linear(&layer.ws.to_kind(kind), bias.as_ref())
-}
 
-/// Several linear layers reading the same input as one matrix product (their weights and
-/// biases stacked), split back into one output each: fewer, larger products (the q, k and v
-/// projections, say). Same results as separate [`linear`] calls up to float rounding.
-pub fn fused_linear(layers: &[&nn::Linear], xs: &Tensor) -> Vec<Tensor> {
-    let kind = compute_kind();
-    let weights: Vec<&Tensor> = layers.iter().map(|l| &l.ws).collect();
-    let mut weight = Tensor::cat(&weights, 0);
-    let mut bias = layers
-        .iter()
-        .map(|l| l.bs.as_ref())
-        .collect::<Option<Vec<&Tensor>>>()
-        .map(|b| Tensor::cat(&b, 0));
-    let mut input = xs.shallow_clone();
-    if kind != Kind::Float {
-        weight = weight.to_kind(kind);
-        bias = bias.map(|b| b.to_kind(kind));
-        input = input.to_kind(kind);
+    /// Several layers that read the same input as one (weights and biases stacked by output
+    /// row, in order), as `kind`: one wider product instead of several.
+    pub fn stacked(layers: &[&nn::Linear], kind: Kind) -> Self {
+        let cast = |t: Tensor| if t.kind() == kind { t } else { t.to_kind(kind) };
+        let ws = match layers {
+            [one] => one.ws.shallow_clone(),
+            _ => Tensor::cat(&layers.iter().map(|l| &l.ws).collect::<Vec<_>>(), 0),
+        };
+        let bs = layers
+            .iter()
+            .map(|l| l.bs.as_ref())
+            .collect::<Option<Vec<&Tensor>>>()
+            .map(|b| match b.as_slice() {
+                [one] => one.shallow_clone(),
+                _ => Tensor::cat(&b, 0),
+            });
+        CastLinear {
+            ws: cast(ws),
+            bs: bs.map(cast),
+        }
     }
-    let sizes: Vec<i64> = layers.iter().map(|l| l.ws.size()[0]).collect();
-    input
-        .linear(&weight, bias.as_ref())
-        .split_with_sizes(sizes.as_slice(), -1)
+
+    /// Output rows `start..start + len` of the weight (and bias): a view, no copy.
+    pub fn rows(&self, start: i64, len: i64) -> CastLinear {
+        CastLinear {
+            ws: self.ws.narrow(0, start, len),
+            bs: self.bs.as_ref().map(|b| b.narrow(0, start, len)),
+        }
+    }
+
+    /// `xs @ W^T + b`, `xs` cast to the weight's dtype; the result has that dtype.
+    pub fn apply(&self, xs: &Tensor) -> Tensor {
+        if xs.kind() == self.ws.kind() {
+            xs.linear(&self.ws, self.bs.as_ref())
+        } else {
+            xs.to_kind(self.ws.kind())
+                .linear(&self.ws, self.bs.as_ref())
+        }
+    }
 }
 
 /// A float32 view of an activation (no copy when it already is float32).
@@ -124,8 +141,8 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let layer = nn::linear(vs.root(), 64, 32, Default::default());
         let xs = Tensor::randn([8, 64], (Kind::Float, Device::Cpu));
-        let exact = linear_as(Kind::Float, &layer, &xs);
-        let mixed = linear_as(Kind::BFloat16, &layer, &xs);
+        let exact = CastLinear::of(&layer, Kind::Float).apply(&xs);
+        let mixed = CastLinear::of(&layer, Kind::BFloat16).apply(&xs);
         assert_eq!(mixed.kind(), Kind::BFloat16);
         let err = (to_f32(mixed.shallow_clone()) - &exact)
             .abs()
@@ -147,17 +164,26 @@ mod tests {
     }
 
     #[test]
-    fn fused_linear_equals_separate_products() {
+    fn stacked_products_equal_separate_ones_and_rows_pick_one() {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
         let a = nn::linear(vs.root().sub("a"), 16, 16, Default::default());
         let b = nn::linear(vs.root().sub("b"), 16, 8, Default::default());
         let xs = Tensor::randn([2, 5, 16], (Kind::Float, Device::Cpu));
-        let fused = fused_linear(&[&a, &b], &xs);
-        for (f, l) in fused.iter().zip([&a, &b]) {
-            let separate = linear_as(Kind::Float, l, &xs);
+        let stacked = CastLinear::stacked(&[&a, &b], Kind::Float);
+        let fused = stacked
+            .apply(&xs)
+            .split_with_sizes([16i64, 8].as_slice(), -1);
+        let picked = [
+            stacked.rows(0, 16).apply(&xs),
+            stacked.rows(16, 8).apply(&xs),
+        ];
+        for ((f, p), l) in fused.iter().zip(&picked).zip([&a, &b]) {
+            let separate = CastLinear::of(l, Kind::Float).apply(&xs);
             assert_eq!(f.size(), separate.size());
-            let d = (f - separate).abs().max().double_value(&[]);
+            let d = (f - &separate).abs().max().double_value(&[]);
+            assert!(d < 1e-5, "{d}");
+            let d = (p - &separate).abs().max().double_value(&[]);
             assert!(d < 1e-5, "{d}");
         }
     }

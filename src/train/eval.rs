@@ -15,10 +15,10 @@ pub fn evaluate(model: &SequenceClassifier, data: &Tokenized, batch_size: usize)
     let device = model.device();
     let mut predicted = vec![0i64; data.len()];
     let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
-    tch::no_grad(|| {
+    model.inference(|model| {
         for indices in data.eval_batches(batch_size) {
             let batch = data.collate(&indices, device);
-            let logits = model.forward_t(&batch, false);
+            let logits = model.logits(&batch);
             loss_sum +=
                 logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
             let pred = Vec::<i64>::try_from(predictions(&logits).to_device(tch::Device::Cpu))

@@ -1,0 +1,232 @@
+"""Inference throughput: heal against HF transformers, encoding SST-2's validation split (872
+sentences) with minilm-l6, in float32 and under bfloat16, on the same machine in one invocation.
+
+  heal embed   `heal embed minilm-l6 --layers 6 --pooling cls --batch-size 32 --threads 2
+               --precision fp32|bf16`: the last layer's [CLS] vectors. heal's time is the
+               encoding it prints (batches collated, run through the model and pooled, in a
+               fresh process: the first batches' warm-up included), without the model load,
+               tokenisation and writing.
+  heal eval    (informational) the evaluation pass of `heal finetune` (classification logits and
+               loss of the same 872 sentences, batch 32) after one epoch on 64 sentences: run.json's
+               eval_seconds.
+  HF           transformers' AutoModel in eval mode under torch.no_grad, 2 threads, the same
+               tokens (max length 128), length-sorted batches of 32 padded to their longest
+               sentence (dynamic padding), last_hidden_state[:, 0]; bf16 under
+               torch.autocast("cpu", dtype=torch.bfloat16) around the whole pass. Timed from the
+               first batch's padding to the last batch's vectors, tokenisation and model load
+               excluded; the passes run in one process (the first one warms up).
+The sides take turns (heal embed, HF, heal eval, per precision, --repeats rounds) and each row
+keeps its best round: on a shared machine a busy spell then hits both. The load average before
+and after is recorded (two OpenMP threads on a core another process holds can run several
+times slower, for heal and torch alike). --baseline BIN adds the evaluation rows of another heal
+build (the old binary's `heal embed` has no --precision).
+Both sides' [CLS] vectors are compared (max abs difference, least cosine similarity), and
+heal's bf16 against heal's fp32 for scale.
+
+  python examples/bench/inference.py --heal target/release/heal [--repeats 3] [--work DIR]
+
+part_inference(args, out, work) and report_inference(out) follow examples/bench/suite.py's
+parts; the suite does not run this one (yet).
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from suite import DATA, ROOT, fmt_table, machine, measure, model_dir, read_jsonl, say  # noqa: E402
+
+BATCH = 32
+MAX_LEN = 128
+THREADS = 2
+
+
+def sst2_validation(work, datasets):
+    """SST-2's validation split as plain JSON lines (both sides read this file)."""
+    path = os.path.join(work, "sst2-validation.jsonl")
+    rows = read_jsonl(os.path.join(datasets, "sst2", "validation.jsonl.gz"))
+    with open(path, "w") as f:
+        f.writelines(rows)
+    return path, [json.loads(r)["text"] for r in rows]
+
+
+def heal_embed(args, data, precision, work):
+    """One `heal embed` process: (encoding seconds, wall seconds, peak RSS MiB, out folder)."""
+    emb = os.path.join(work, f"heal-embed-{precision}")
+    log = os.path.join(work, f"heal-embed-{precision}.log")
+    wall, rss = measure([args.heal, "embed", "minilm-l6", "--data", data, "--eval-data", data, "--split", "eval",
+                         "--layers", "6", "--pooling", "cls", "--batch-size", str(BATCH), "--max-len", str(MAX_LEN),
+                         "--threads", str(THREADS), "--precision", precision, "--device", "cpu",
+                         "--out", emb, "--overwrite"], log)
+    text = open(log).read()
+    m = re.search(r"encoding ([0-9.]+) s", text)
+    if not m:
+        raise SystemExit(f"[bench] no encoding time in {log}:\n{text[-2000:]}")
+    return float(m.group(1)), wall, rss, emb
+
+
+def heal_eval(args, heal, data, precision, work):
+    """`heal finetune` (the binary `heal`) for one epoch on 64 sentences, evaluated on `data`:
+    run.json's eval seconds."""
+    train = os.path.join(work, "sst2-validation-64.jsonl")
+    with open(data) as f, open(train, "w") as t:
+        t.writelines(f.readlines()[:64])
+    run = os.path.join(work, f"heal-eval-{precision}")
+    measure([heal, "finetune", "--model", "minilm-l6", "--data", train, "--eval-data", data, "--epochs", "1",
+             "--batch-size", "32", "--eval-batch-size", str(BATCH), "--max-len", str(MAX_LEN), "--threads",
+             str(THREADS), "--precision", precision, "--device", "cpu", "--analysis-examples", "0",
+             "--out", run, "--overwrite"], os.path.join(work, f"heal-eval-{precision}.log"))
+    return json.load(open(os.path.join(run, "run.json")))["timings"]["eval_seconds"]
+
+
+def heal_vectors(emb):
+    import numpy as np
+    return np.load(os.path.join(emb, "layer_6.npy")).astype("float32")
+
+
+class HfModel:
+    """transformers' AutoModel of minilm-l6 with SST-2's tokens, loaded once."""
+
+    def __init__(self, texts):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        torch.set_num_threads(THREADS)
+        self.tok = AutoTokenizer.from_pretrained(model_dir())
+        self.model = AutoModel.from_pretrained(model_dir()).eval()
+        self.enc = self.tok(texts, truncation=True, max_length=MAX_LEN)
+        # heal's order: longest first, ties by example index.
+        order = sorted(range(len(texts)), key=lambda i: (-len(self.enc["input_ids"][i]), i))
+        self.batches = [order[s:s + BATCH] for s in range(0, len(order), BATCH)]
+        self.n = len(texts)
+
+    def run(self, precision):
+        """One pass: the [CLS] vectors (example order) and its seconds."""
+        import contextlib
+        import numpy as np
+        import torch
+        started = time.perf_counter()
+        autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
+                    else contextlib.nullcontext())
+        with torch.no_grad(), autocast:
+            out = []
+            for idx in self.batches:
+                padded = self.tok.pad({k: [self.enc[k][i] for i in idx]
+                                       for k in ("input_ids", "token_type_ids", "attention_mask")},
+                                      return_tensors="pt")
+                out.append(self.model(**padded).last_hidden_state[:, 0].float())
+        seconds = time.perf_counter() - started
+        vectors = np.zeros((self.n, self.model.config.hidden_size), dtype="float32")
+        for idx, v in zip(self.batches, out):
+            vectors[idx] = v.numpy()
+        return vectors, seconds
+
+
+def compare(a, b):
+    import numpy as np
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return {"max_abs_diff": float(np.abs(a - b).max()), "min_cosine": float(cos.min()),
+            "mean_cosine": float(cos.mean())}
+
+
+def part_inference(args, out, work):
+    work = os.path.join(work, "inference")
+    os.makedirs(work, exist_ok=True)
+    repeats = getattr(args, "repeats", 3)
+    datasets = getattr(args, "datasets", None) or DATA
+    baseline = getattr(args, "baseline", None)
+    data, texts = sst2_validation(work, datasets)
+    n = len(texts)
+    hf = HfModel(texts)
+    load_before = os.getloadavg()
+    seconds = {}
+    vectors = {}
+    # Round-robin, heal and HF one after the other in every round, so that a busy spell of a
+    # shared machine hits both sides; each row keeps its best round.
+    for r in range(repeats):
+        for precision in ("fp32", "bf16"):
+            say(f"inference: round {r + 1}/{repeats}, {precision}: heal embed, HF, heal eval ...")
+            secs, _, _, emb = heal_embed(args, data, precision, work)
+            seconds.setdefault(f"heal embed {precision}", []).append(secs)
+            vectors[f"heal {precision}"] = heal_vectors(emb)
+            v, secs = hf.run(precision)
+            seconds.setdefault(f"HF {precision}", []).append(secs)
+            vectors[f"HF {precision}"] = v
+            if getattr(args, "eval_rows", True):
+                seconds.setdefault(f"heal eval {precision}", []).append(heal_eval(args, args.heal, data, precision,
+                                                                                  work))
+                if baseline:
+                    seconds.setdefault(f"baseline heal eval {precision}", []).append(
+                        heal_eval(args, baseline, data, precision, work))
+    rows = {label: {"seconds": min(s), "seconds_all": s, "examples_per_second": n / min(s)}
+            for label, s in seconds.items()}
+    for precision in ("fp32", "bf16"):
+        say(f"  {precision}: heal embed {rows[f'heal embed {precision}']['examples_per_second']:.0f} ex/s, "
+            f"HF {rows[f'HF {precision}']['examples_per_second']:.0f} ex/s")
+    out["inference"] = {
+        "settings": {"examples": n, "batch_size": BATCH, "max_len": MAX_LEN, "threads": THREADS,
+                     "repeats": repeats, "load_average_before": load_before,
+                     "load_average_after": os.getloadavg()},
+        "rows": rows,
+        "agreement": {
+            "heal fp32 vs HF fp32": compare(vectors["heal fp32"], vectors["HF fp32"]),
+            "heal bf16 vs HF bf16": compare(vectors["heal bf16"], vectors["HF bf16"]),
+            "heal bf16 vs heal fp32": compare(vectors["heal bf16"], vectors["heal fp32"]),
+            "HF bf16 vs HF fp32": compare(vectors["HF bf16"], vectors["HF fp32"]),
+        },
+    }
+
+
+def report_inference(out):
+    inf = out["inference"]
+    s = inf["settings"]
+    rows = inf["rows"]
+    table = []
+    for label, r in rows.items():
+        precision = label.split()[-1]
+        hf = rows[f"HF {precision}"]["examples_per_second"]
+        ratio = "" if label.startswith("HF") else f"{r['examples_per_second'] / hf:.2f}x"
+        table.append([label, f"{r['seconds']:.2f}", f"{r['examples_per_second']:.0f}", ratio])
+    text = [f"Inference, minilm-l6 on SST-2 validation ({s['examples']} sentences), batches of "
+            f"{s['batch_size']} sorted by length and padded to their longest, max length {s['max_len']}, "
+            f"{s['threads']} threads, best of {s['repeats']} rounds taking turns (heal embed: the encoding "
+            "it prints, a fresh process each, warm-up included; heal eval: finetune's evaluation pass; HF: "
+            "AutoModel, eval mode, no_grad, bf16 under autocast, passes in one process); 1-minute load "
+            f"average {s['load_average_before'][0]:.1f} before, {s['load_average_after'][0]:.1f} after:\n",
+            fmt_table(["run", "seconds", "ex/s", "vs HF same precision"], table),
+            "\n[CLS] vectors:\n",
+            fmt_table(["compared", "max abs diff", "least cosine", "mean cosine"],
+                      [[k, f"{v['max_abs_diff']:.2e}", f"{v['min_cosine']:.6f}", f"{v['mean_cosine']:.6f}"]
+                       for k, v in inf["agreement"].items()])]
+    return "\n".join(text)
+
+
+def main():
+    global THREADS
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--heal", required=True, help="the heal binary")
+    ap.add_argument("--work", default=os.path.join(ROOT, "runs", "bench"))
+    ap.add_argument("--datasets", default=DATA, help="the folder with sst2/validation.jsonl.gz")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=THREADS,
+                    help="threads on both sides (2 as the suite; 1 suffers less from a busy machine)")
+    ap.add_argument("--baseline", help="another heal binary (e.g. an older build): its finetune evaluation rows too")
+    ap.add_argument("--no-eval-rows", dest="eval_rows", action="store_false",
+                    help="skip the heal finetune evaluation rows")
+    args = ap.parse_args()
+    THREADS = args.threads
+    os.makedirs(args.work, exist_ok=True)
+    started = time.perf_counter()
+    out = {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
+    part_inference(args, out, args.work)
+    out["suite_seconds"] = time.perf_counter() - started
+    text = report_inference(out)
+    with open(os.path.join(args.work, "inference.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+//! The inference path (the last layer at the [CLS] position only, weights cast and q|k|v stacked
+//! once per pass) gives the numbers of the whole-encoder pass it replaces: logits and pooled
+//! vectors within 1e-5 in float32 and the same predictions, on the tiny random checkpoints and
+//! minilm-l6; under bf16 within bfloat16's rounding; and a training step at [CLS] only keeps the
+//! same dropout masks (logits and every gradient as the whole pass's). HF parity itself is
+//! tests/parity.rs.
+
+mod common;
+
+use common::{fixtures, golden, max_abs_diff};
+use heal::model::head::{predictions, Pooling};
+use heal::model::precision::{self, Precision};
+use heal::model::{Batch, SequenceClassifier};
+use tch::{Device, Kind, Tensor};
+
+const TOL: f64 = 1e-5;
+
+/// The compute precision is process-wide: every test here holds this lock.
+static PRECISION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn precision_lock() -> std::sync::MutexGuard<'static, ()> {
+    PRECISION.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The golden inputs of `name` (a padded batch) repeated `times` times, rows shuffled so that
+/// padding sits in every position of the batch.
+fn batch_of(name: &str, times: i64) -> Batch {
+    let g = golden(name);
+    let rep = |t: &Tensor| t.repeat([times, 1]);
+    let ids = rep(&g["input_ids"]);
+    let rows = ids.size()[0];
+    let order = Tensor::randperm(rows, (Kind::Int64, Device::Cpu));
+    Batch {
+        input_ids: ids.index_select(0, &order),
+        token_type_ids: rep(&g["token_type_ids"]).index_select(0, &order),
+        attention_mask: rep(&g["attention_mask"]).index_select(0, &order),
+        labels: Tensor::arange(rows, (Kind::Int64, Device::Cpu)).remainder(3),
+    }
+}
+
+fn load(name: &str, pooling: Pooling) -> SequenceClassifier {
+    let dir = match name {
+        "minilm-l6" => {
+            heal::defaults::minilm_l6_dir().expect("minilm-l6 is installed by .ci/setup")
+        }
+        _ => fixtures().join(name),
+    };
+    SequenceClassifier::load(&dir, 3, pooling, Device::Cpu)
+        .unwrap()
+        .0
+}
+
+/// The pass the inference path replaces: every layer at every position, pooled afterwards.
+fn whole_pass(model: &SequenceClassifier, batch: &Batch, pooling: Pooling) -> (Tensor, Tensor) {
+    tch::no_grad(|| {
+        let states = model.hidden_states(batch, false);
+        let pooled = pooling.pool(states.last().unwrap(), &batch.attention_mask);
+        let logits = model.head.forward_t(&pooled, false);
+        (pooled, logits)
+    })
+}
+
+const MODELS: [&str; 4] = ["tiny-bert", "tiny-distilbert", "tiny-roberta", "minilm-l6"];
+
+#[test]
+fn float32_inference_equals_the_whole_pass() {
+    let _lock = precision_lock();
+    tch::manual_seed(0);
+    for name in MODELS {
+        for pooling in [Pooling::Cls, Pooling::Mean] {
+            let model = load(name, pooling);
+            let batch = batch_of(name, 4);
+            let (pooled, logits) = whole_pass(&model, &batch, pooling);
+            let what = format!("{name}, {pooling:?} pooling");
+            let (fast_pooled, fast_logits) =
+                model.inference(|m| (m.pooled(&batch), m.logits(&batch)));
+            let d = max_abs_diff(&fast_pooled, &pooled);
+            assert!(d < TOL, "{what}: pooled vectors differ by {d:e}");
+            let d = max_abs_diff(&fast_logits, &logits);
+            assert!(d < TOL, "{what}: logits differ by {d:e}");
+            assert!(
+                predictions(&fast_logits).equal(&predictions(&logits)),
+                "{what}"
+            );
+            // The eval-mode pass without the inference set-up (per-call weights).
+            let plain = tch::no_grad(|| model.forward_t(&batch, false));
+            let d = max_abs_diff(&plain, &logits);
+            assert!(d < TOL, "{what}: forward_t differs by {d:e}");
+            // Every layer's pooled vectors (heal embed, the artefacts).
+            let layers: Vec<usize> = (0..=model.config.num_layers as usize).collect();
+            let rows = batch.input_ids.size()[0] as usize;
+            let vectors = model.layer_vectors(
+                rows,
+                [((0..rows).collect::<Vec<_>>(), batch_copy(&batch))],
+                &layers,
+                pooling,
+            );
+            let states = tch::no_grad(|| model.hidden_states(&batch, false));
+            for (layer, v) in vectors {
+                let expected = pooling.pool(&states[layer], &batch.attention_mask);
+                let d = max_abs_diff(&v, &expected);
+                assert!(d < TOL, "{what}: layer {layer}'s vectors differ by {d:e}");
+            }
+        }
+    }
+}
+
+fn batch_copy(b: &Batch) -> Batch {
+    Batch {
+        input_ids: b.input_ids.copy(),
+        token_type_ids: b.token_type_ids.copy(),
+        attention_mask: b.attention_mask.copy(),
+        labels: b.labels.copy(),
+    }
+}
+
+#[test]
+fn bf16_inference_with_weights_cast_once_equals_per_call_casts() {
+    let _lock = precision_lock();
+    tch::manual_seed(1);
+    for name in MODELS {
+        let model = load(name, Pooling::Cls);
+        let batch = batch_of(name, 4);
+        let (_, fp32) = whole_pass(&model, &batch, Pooling::Cls);
+        precision::set(Precision::Bf16);
+        let (pooled, logits) = whole_pass(&model, &batch, Pooling::Cls);
+        let (fast_pooled, fast_logits) = model.inference(|m| (m.pooled(&batch), m.logits(&batch)));
+        precision::set(Precision::Fp32);
+        // The same bfloat16 weights and inputs: what differs is the products' summation order
+        // (another row count), a few bfloat16 roundings apart at most, far below bf16 vs fp32.
+        let scale = pooled.abs().max().double_value(&[]);
+        let d = max_abs_diff(&fast_pooled, &pooled);
+        let to_fp32 = max_abs_diff(&logits, &fp32);
+        assert!(
+            d < 0.02 * scale,
+            "{name}: pooled vectors differ by {d:e} (scale {scale})"
+        );
+        let d = max_abs_diff(&fast_logits, &logits);
+        assert!(
+            d < 0.02 * logits.abs().max().double_value(&[]).max(1.0),
+            "{name}: bf16 logits differ by {d:e} (bf16 vs fp32: {to_fp32:e})"
+        );
+        // Predictions agree wherever the two best logits are not within that rounding.
+        let top = logits.topk(2, -1, true, true).0;
+        let margin = (top.select(1, 0) - top.select(1, 1)).gt(2.0 * d + 1e-6);
+        let same = predictions(&fast_logits).eq_tensor(&predictions(&logits));
+        assert!(
+            same.logical_or(&margin.logical_not())
+                .all()
+                .to_kind(Kind::Int64)
+                .int64_value(&[])
+                == 1,
+            "{name}: bf16 predictions differ"
+        );
+    }
+}
+
+/// Logits and every parameter's gradient of one training step's loss.
+fn step(model: &SequenceClassifier, batch: &Batch, whole: bool) -> (Tensor, Vec<(String, Tensor)>) {
+    heal::model::dropout::seed(11);
+    for (_, v) in model.vs.variables() {
+        let mut g = v.grad();
+        if g.defined() {
+            let _ = g.zero_();
+        }
+    }
+    let logits = if whole {
+        let states = model.hidden_states(batch, true);
+        let pooled = model
+            .pooling
+            .pool(states.last().unwrap(), &batch.attention_mask);
+        model.head.forward_t(&pooled, true)
+    } else {
+        model.forward_t(batch, true)
+    };
+    let loss = logits.cross_entropy_for_logits(&batch.labels);
+    loss.backward();
+    let mut grads: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(n, v)| {
+            let g = v.grad();
+            (n, if g.defined() { g.copy() } else { g })
+        })
+        .collect();
+    grads.sort_by(|a, b| a.0.cmp(&b.0));
+    (logits.detach(), grads)
+}
+
+#[test]
+fn training_at_the_cls_position_keeps_dropout_masks_and_gradients() {
+    let _lock = precision_lock();
+    tch::manual_seed(2);
+    for name in ["tiny-bert", "tiny-distilbert", "tiny-roberta"] {
+        let model = load(name, Pooling::Cls);
+        let batch = batch_of(name, 4);
+        let (whole_logits, whole_grads) = step(&model, &batch, true);
+        let (logits, grads) = step(&model, &batch, false);
+        let d = max_abs_diff(&logits, &whole_logits);
+        assert!(d < TOL, "{name}: training logits differ by {d:e}");
+        // Dropout is on: without the same masks the logits would differ by far more.
+        let (_, eval_logits) = whole_pass(&model, &batch, Pooling::Cls);
+        assert!(
+            max_abs_diff(&logits, &eval_logits) > 1e-3,
+            "{name}: dropout ran"
+        );
+        for ((n, g), (_, w)) in grads.iter().zip(&whole_grads) {
+            if !w.defined() {
+                assert!(!g.defined(), "{name}: {n}");
+                continue;
+            }
+            let d = max_abs_diff(g, w);
+            let scale = w.abs().max().double_value(&[]).max(1e-3);
+            assert!(
+                d < TOL * scale.max(1.0),
+                "{name}: gradient of {n} differs by {d:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_batch_without_padding_attends_without_a_mask_and_agrees_with_a_padded_one() {
+    let _lock = precision_lock();
+    for name in MODELS {
+        let model = load(name, Pooling::Cls);
+        let padded = batch_of(name, 1);
+        // The longest row, alone: no padding, so attention runs without a mask.
+        let lengths = padded.attention_mask.sum_dim_intlist(1, false, Kind::Int64);
+        let row = lengths.argmax(0, false).int64_value(&[]);
+        let width = lengths.max().int64_value(&[]);
+        assert!(
+            lengths.min().int64_value(&[]) < width,
+            "{name}: the golden batch has padding"
+        );
+        let pick = |t: &Tensor| t.narrow(0, row, 1).narrow(1, 0, width).copy();
+        let alone = Batch {
+            input_ids: pick(&padded.input_ids),
+            token_type_ids: pick(&padded.token_type_ids),
+            attention_mask: pick(&padded.attention_mask),
+            labels: padded.labels.narrow(0, row, 1).copy(),
+        };
+        let (in_batch, alone_logits) =
+            model.inference(|m| (m.logits(&padded).narrow(0, row, 1), m.logits(&alone)));
+        let d = max_abs_diff(&alone_logits, &in_batch);
+        assert!(
+            d < TOL,
+            "{name}: the row alone differs from the row in the batch by {d:e}"
+        );
+    }
+}
