@@ -25,8 +25,8 @@ heal's bf16 against heal's fp32 for scale.
 
   python examples/bench/inference.py --heal target/release/heal [--repeats 3] [--work DIR]
 
-part_inference(args, out, work) and report_inference(out) follow examples/bench/suite.py's
-parts; the suite does not run this one (yet).
+part_inference(args, out, work) and report_inference(out) are the suite's part `inference`
+(examples/bench.sh --only inference); run alone, this file takes the options below.
 """
 import argparse
 import json

@@ -317,7 +317,7 @@ def report_cell_cost(t):
 
 def add_arguments(ap):
     ap.add_argument("--tsne-cap", type=int, default=300, help="t-SNE scaling: seconds per peer run at most")
-    ap.add_argument("--scale-tokens", type=int, default=32768,
+    ap.add_argument("--scale-tokens", type=int, default=16384,
                     help="fine-tuning scaling: training tokens per cell")
     ap.add_argument("--cell-examples", type=int, default=256, help="cell cost: training examples per cell")
 

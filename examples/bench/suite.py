@@ -17,6 +17,8 @@ Run it through examples/bench.sh (which sets up and builds first). Parts:
   tsne      t-SNE of 5,000 x 384 minilm-l6 [CLS] vectors of AG News: heal vs scikit-learn
             vs openTSNE at the same settings; --tsne-samples N repeats it on N inputs and
             reports the mean 2-D 5-NN accuracy (one map's accuracy moves by a few thousandths).
+  inference (examples/bench/inference.py) encoding SST-2 validation: heal embed and heal's
+            evaluation pass vs HF AutoModel, fp32 and bf16 autocast, [CLS] vectors compared.
   tsne-scale, finetune-scale, cell-cost (examples/bench/scaling.py): how costs grow with
             points, sequence length, batch size and sweep cells.
 Each measured program runs alone, one after the other; peak RSS is the child's maxrss.
@@ -458,7 +460,10 @@ def report(out):
             [label, f"{r['seconds']:.1f}", f"{r['peak_rss_mib']:.0f}",
              f"{r['knn5_mean']:.4f} ({' / '.join(f'{v:.4f}' for v in r['knn5_samples'])})" if many
              else f"{r['knn5']:.4f}", f"{r['seconds'] / base:.1f}x"] for label, r in rows.items()]))
+    import inference
     import scaling
+    if "inference" in out:
+        parts.append("\n" + inference.report_inference(out))
     for key, fmt in scaling.REPORTS.items():
         if key in out:
             parts.append(fmt(out[key]))
@@ -469,7 +474,8 @@ def report(out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--heal", required=True, help="the heal binary")
-    ap.add_argument("--only", default="matmul,finetune,probe,tsne", help="comma-separated parts")
+    ap.add_argument("--only", default="matmul,finetune,inference,probe,tsne,tsne-scale,finetune-scale,cell-cost",
+                    help="comma-separated parts")
     ap.add_argument("--work", default=os.path.join(ROOT, "runs", "bench"))
     ap.add_argument("--finetune-examples", type=int, default=8000)
     ap.add_argument("--eval-examples", type=int, default=0, help="0: the whole validation split")
@@ -490,6 +496,10 @@ def main():
     for part in parts:
         if part in scaling.PARTS:
             scaling.PARTS[part](args, out, args.work)
+            continue
+        if part == "inference":
+            import inference
+            inference.part_inference(args, out, args.work)
             continue
         {"matmul": lambda: part_matmul(out), "finetune": lambda: part_finetune(args, out, args.work),
          "probe": lambda: part_probe(args, out, args.work),
