@@ -72,28 +72,6 @@ def read_set(emb):
         return f.get_tensor(layer), f.get_tensor("labels"), json.loads(f.metadata()["ids"])
 
 
-PEER_TSNE_SCALE = r'''
-import sys, time
-import numpy as np
-from sklearn.decomposition import PCA
-peer, src, dst = sys.argv[1:4]
-x = np.load(src).astype(np.float64)
-t = time.perf_counter()
-z = PCA(n_components=50, random_state=0).fit_transform(x)
-if peer == "sklearn":
-    from sklearn.manifold import TSNE
-    m = TSNE(n_components=2, perplexity=30, max_iter=1000, init="pca", learning_rate="auto",
-             method="barnes_hut", angle=0.5, random_state=0, n_jobs=2).fit_transform(z)
-else:
-    from openTSNE import TSNE
-    m = np.asarray(TSNE(perplexity=30, n_iter=500, early_exaggeration_iter=250, initialization="pca",
-                        negative_gradient_method="fft", random_state=0, n_jobs=2).fit(z))
-seconds = time.perf_counter() - t
-np.save(dst, m)
-open(dst + ".seconds", "w").write(str(seconds))
-'''
-
-
 def part_tsne_scale(args, out, work):
     import numpy as np
     work = os.path.join(work, "tsne-scale")
@@ -101,7 +79,7 @@ def part_tsne_scale(args, out, work):
     full = sst2_cls(args, work)
     script = os.path.join(work, "tsne-peer.py")
     with open(script, "w") as f:
-        f.write(PEER_TSNE_SCALE)
+        f.write(suite.PEER_TSNE)
     cap = args.tsne_cap
     rows = []
     last = {}  # peer -> (n, seconds) of its last finished run
@@ -134,7 +112,7 @@ def part_tsne_scale(args, out, work):
             say(f"t-SNE scaling, {n} points: {peer} ...")
             result = os.path.join(work, f"{peer}-{n}.npy")
             try:
-                wall, rss = suite.measure(["timeout", str(cap), PY, script, peer, npy, result],
+                wall, rss = suite.measure(["timeout", str(cap), PY, script, peer, npy, result, "1000", "fft", "500", "2"],
                                           os.path.join(work, f"{peer}-{n}.log"))
             except SystemExit as e:
                 row[peer] = {"skipped": f"stopped at the cap ({cap} s) or failed: {str(e).splitlines()[0]}"}

@@ -363,22 +363,26 @@ def part_tsne(args, out, work):
                                 "pca": 50, "init": "pca", "theta": 0.5, "samples": len(samples)}, "rows": rows}
 
 
+# The peers' t-SNE: peer src dst [sklearn iterations] [openTSNE method] [openTSNE iterations
+# after the exaggerated 250] [threads (sklearn's n_jobs, openTSNE's n_jobs; -1: every core)].
 PEER_TSNE = r'''
 import sys, time
 import numpy as np
 from sklearn.decomposition import PCA
 peer, src, dst = sys.argv[1:4]
+sk_iter, method, ot_iter, jobs = (sys.argv[4:8] + ["1000", "bh", "750", "-1"][len(sys.argv[4:8]):])
 x = np.load(src).astype(np.float64)
 t = time.perf_counter()
 z = PCA(n_components=50, random_state=0).fit_transform(x)
 if peer == "sklearn":
     from sklearn.manifold import TSNE
-    m = TSNE(n_components=2, perplexity=30, max_iter=1000, init="pca", learning_rate="auto",
-             method="barnes_hut", angle=0.5, random_state=0).fit_transform(z)
+    m = TSNE(n_components=2, perplexity=30, max_iter=int(sk_iter), init="pca", learning_rate="auto",
+             method="barnes_hut", angle=0.5, random_state=0,
+             n_jobs=None if jobs == "-1" else int(jobs)).fit_transform(z)
 else:
     from openTSNE import TSNE
-    m = np.asarray(TSNE(perplexity=30, n_iter=750, early_exaggeration_iter=250, initialization="pca",
-                        negative_gradient_method="bh", theta=0.5, random_state=0, n_jobs=-1).fit(z))
+    m = np.asarray(TSNE(perplexity=30, n_iter=int(ot_iter), early_exaggeration_iter=250, initialization="pca",
+                        negative_gradient_method=method, theta=0.5, random_state=0, n_jobs=int(jobs)).fit(z))
 seconds = time.perf_counter() - t
 np.save(dst, m)
 open(dst + ".seconds", "w").write(str(seconds))
