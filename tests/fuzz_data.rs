@@ -101,8 +101,14 @@ fn check_examples(file: &[u8], jsonl: bool, examples: &[RawExample]) -> Result<(
         let got: Vec<usize> = examples.iter().map(|e| e.line).collect();
         prop_assert_eq!(got, lines);
     } else {
+        // A header ended by a lone CR (the csv crate's record terminator too) shares line 1
+        // with the first row: lines count newlines.
+        let header_end = file.iter().position(|&b| b == b'\n' || b == b'\r');
+        let lone_cr =
+            matches!(header_end, Some(i) if file[i] == b'\r' && file.get(i + 1) != Some(&b'\n'));
+        let first = if lone_cr { 1 } else { 2 };
         prop_assert!(
-            examples.iter().all(|e| e.line >= 2),
+            examples.iter().all(|e| e.line >= first),
             "a row on the header's line"
         );
     }
