@@ -18,7 +18,6 @@ finetune-scale, cell-cost). Every heal number here has its peer measured in the 
 """
 import json
 import os
-import subprocess
 import time
 
 import suite

@@ -79,10 +79,10 @@ pub fn kl_divergence(p: &Affinities, y: ArrayView2<f64>) -> f64 {
     rows.iter().sum()
 }
 
-/// How the repulsion is computed, with what it keeps between iterations.
+/// How the repulsion is computed, with what it keeps between iterations. The exact method is
+/// the tree at theta 0 (`repulsion_into` sums every pair then).
 enum Repulsion {
     Tree(QuadTree, f64),
-    Exact,
     Fft(Box<FftRepulsion>),
 }
 
@@ -90,7 +90,7 @@ impl Repulsion {
     fn new(method: Method, theta: f64) -> Self {
         match method {
             Method::Fft => Repulsion::Fft(Box::default()),
-            Method::Exact => Repulsion::Exact,
+            Method::Exact => Repulsion::Tree(QuadTree::default(), 0.0),
             Method::BarnesHut | Method::Auto => Repulsion::Tree(QuadTree::default(), theta),
         }
     }
@@ -98,7 +98,6 @@ impl Repulsion {
     fn compute(&mut self, y: &[[f64; 2]], out: &mut [([f64; 2], f64)]) {
         match self {
             Repulsion::Tree(tree, theta) => repulsion_into(y, *theta, tree, out),
-            Repulsion::Exact => repulsion_into(y, 0.0, &mut QuadTree::default(), out),
             Repulsion::Fft(grid) => grid.repulse(y, out),
         }
     }
