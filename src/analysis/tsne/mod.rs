@@ -50,6 +50,7 @@
 mod affinities;
 mod fft;
 pub mod figure;
+mod kernel;
 mod knn;
 mod optimise;
 mod params;

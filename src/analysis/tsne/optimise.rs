@@ -3,6 +3,7 @@
 
 use super::affinities::Affinities;
 use super::fft::FftRepulsion;
+use super::kernel;
 use super::params::{Init, LearningRate, Method, TsneParams};
 use super::pca::pca;
 use super::tree::{repulse_exact, repulsion_into, QuadTree};
@@ -187,18 +188,8 @@ pub(super) fn optimise(
                 .enumerate()
                 .with_min_len(64)
                 .for_each(|(i, a)| {
-                    let yi = yv[i];
-                    let (mut ax, mut ay) = (0.0, 0.0);
                     let r = p.row_start[i]..p.row_start[i + 1];
-                    for (&j, &v) in p.cols[r.clone()].iter().zip(&p.vals[r]) {
-                        let yj = yv[j as usize];
-                        let dx = yi[0] - yj[0];
-                        let dy = yi[1] - yj[1];
-                        let w = v / (1.0 + dx * dx + dy * dy);
-                        ax += w * dx;
-                        ay += w * dy;
-                    }
-                    *a = [ax, ay];
+                    *a = kernel::attraction(yv[i], &p.cols[r.clone()], &p.vals[r], yv);
                 });
         }
         repulsion.compute(&y, &mut repel);

@@ -2,6 +2,7 @@
 //! O(n^2) sum when theta is 0.
 
 use super::from_array;
+use super::kernel;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -71,40 +72,6 @@ impl InteractionList {
         self.ys.push(y);
         self.ms.push(m);
     }
-}
-
-/// sum_k m_k q_k^2 (p - c_k) and sum_k m_k q_k, q_k = 1 / (1 + |p - c_k|^2), in four fixed
-/// lanes (vectorisable, and the same result on every run).
-fn accumulate(p: [f64; 2], xs: &[f64], ys: &[f64], ms: &[f64]) -> ([f64; 2], f64) {
-    let mut fx = [0.0f64; 4];
-    let mut fy = [0.0f64; 4];
-    let mut z = [0.0f64; 4];
-    let cx = xs.chunks_exact(4);
-    let cy = ys.chunks_exact(4);
-    let cm = ms.chunks_exact(4);
-    let (rx, ry, rm) = (cx.remainder(), cy.remainder(), cm.remainder());
-    for ((x, y), m) in cx.zip(cy).zip(cm) {
-        for l in 0..4 {
-            let dx = p[0] - x[l];
-            let dy = p[1] - y[l];
-            let q = 1.0 / (1.0 + dx * dx + dy * dy);
-            let mq = m[l] * q;
-            z[l] += mq;
-            fx[l] += mq * q * dx;
-            fy[l] += mq * q * dy;
-        }
-    }
-    for ((x, y), m) in rx.iter().zip(ry).zip(rm) {
-        let dx = p[0] - x;
-        let dy = p[1] - y;
-        let q = 1.0 / (1.0 + dx * dx + dy * dy);
-        let mq = m * q;
-        z[0] += mq;
-        fx[0] += mq * q * dx;
-        fy[0] += mq * q * dy;
-    }
-    let sum = |a: [f64; 4]| (a[0] + a[1]) + (a[2] + a[3]);
-    ([sum(fx), sum(fy)], sum(z))
 }
 
 impl QuadTree {
@@ -265,21 +232,16 @@ impl QuadTree {
                     let nd = tree.nodes[tree.leaves[k] as usize];
                     let s = nd.start as usize;
                     let e = s + nd.len as usize;
-                    let (own_x, own_y) = (&tree.xs[s..e], &tree.ys[s..e]);
+                    // The leaf's own points join the list with mass 1. Each point then meets
+                    // itself too, at distance 0 (q = 1, no force), which the `- 1.0` removes
+                    // from Z.
+                    list.xs.extend_from_slice(&tree.xs[s..e]);
+                    list.ys.extend_from_slice(&tree.ys[s..e]);
+                    list.ms.extend((s..e).map(|_| 1.0));
                     for (t, slot) in piece.iter_mut().enumerate() {
-                        let p = [own_x[t], own_y[t]];
-                        let (mut f, mut z) = accumulate(p, &list.xs, &list.ys, &list.ms);
-                        for (u, (x, y)) in own_x.iter().zip(own_y).enumerate() {
-                            if u != t {
-                                let dx = p[0] - x;
-                                let dy = p[1] - y;
-                                let q = 1.0 / (1.0 + dx * dx + dy * dy);
-                                z += q;
-                                f[0] += q * q * dx;
-                                f[1] += q * q * dy;
-                            }
-                        }
-                        *slot = (f, z);
+                        let p = [tree.xs[s + t], tree.ys[s + t]];
+                        let (f, z) = kernel::repulsion(p, &list.xs, &list.ys, &list.ms);
+                        *slot = (f, z - 1.0);
                     }
                 },
             );
