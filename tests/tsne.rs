@@ -6,6 +6,7 @@
 use heal::analysis::tsne::{
     affinities, embed_2d, embed_2d_with_progress, kl_divergence, optimise_layout, pca,
     repulsive_forces, repulsive_forces_fft, Engine, Init, LearningRate, Method, TsneParams,
+    FFT_FROM,
 };
 use heal::error::find_user_error;
 use ndarray::{Array2, ArrayView2, Axis};
@@ -739,8 +740,8 @@ fn fft_method_separates_clusters_and_is_bit_identical_across_threads() {
 
 #[test]
 fn method_auto_follows_size_and_theta() {
-    assert_eq!(Method::Auto.resolve(9_999, 0.5), Method::BarnesHut);
-    assert_eq!(Method::Auto.resolve(10_000, 0.5), Method::Fft);
+    assert_eq!(Method::Auto.resolve(FFT_FROM - 1, 0.5), Method::BarnesHut);
+    assert_eq!(Method::Auto.resolve(FFT_FROM, 0.5), Method::Fft);
     assert_eq!(Method::Auto.resolve(50_000, 0.0), Method::Exact);
     assert_eq!(Method::Fft.resolve(100, 0.0), Method::Fft);
     for m in [Method::Auto, Method::Exact, Method::BarnesHut, Method::Fft] {

@@ -53,7 +53,7 @@ pub struct TsneArgs {
     /// Barnes-Hut accuracy: 0 is exact (slow), larger is coarser.
     #[arg(long, default_value_t = 0.5)]
     pub theta: f64,
-    /// Repulsion: auto (exact at --theta 0, fft from 10,000 points, else bh), exact, bh
+    /// Repulsion: auto (exact at --theta 0, fft from 200,000 points, else bh), exact, bh
     /// (Barnes-Hut, scikit-learn's optimiser) or fft (interpolation on a grid, O(n), openTSNE's
     /// optimiser).
     #[arg(long, default_value = "auto")]

@@ -1,7 +1,7 @@
 //! The repulsive half of the t-SNE gradient by polynomial interpolation on a regular grid and
 //! FFT convolution (Linderman et al., "Fast interpolation-based t-SNE for improved
 //! visualization of single-cell RNA-seq data", Nature Methods 2019; openTSNE's default for
-//! 10,000 points or more).
+//! 10,000 points or more, heal's from `FFT_FROM`).
 //!
 //! The map's bounding square is cut into `boxes` x `boxes` equal boxes, with
 //! [`NODES_PER_BOX`] x [`NODES_PER_BOX`] equispaced nodes in each: together a regular grid of

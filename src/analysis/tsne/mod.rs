@@ -17,8 +17,8 @@
 //!     the smallest distance from the leaf's bounding box to the cell's centre of mass, so every
 //!     summary used also passes scikit-learn's per-point test at the same theta (the walk is
 //!     stricter, not looser); `theta = 0` switches to the exact O(n^2) repulsion; from
-//!     [`FFT_FROM`] points (openTSNE's rule) the FFT method interpolates it on a grid in O(n)
-//!     (`fft.rs`, FIt-SNE's method);
+//!     [`FFT_FROM`] points the FFT method interpolates it on a grid in O(n) (`fft.rs`,
+//!     FIt-SNE's method; openTSNE switches at 10,000, heal's Barnes-Hut stays faster longer);
 //!   - gradient descent with momentum 0.5 during the exaggeration phase and 0.8 after, and
 //!     per-coordinate gains (+0.2 when the gradient changes sign against the last step, *0.8
 //!     otherwise, at least 0.01); the step and the gains start afresh when the phase changes, as
