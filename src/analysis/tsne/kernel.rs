@@ -40,8 +40,21 @@ fn lane_sum(a: [f64; 4]) -> f64 {
 }
 
 fn repulsion_portable(p: [f64; 2], xs: &[f64], ys: &[f64], ms: &[f64]) -> ([f64; 2], f64) {
-    let (mut fx, mut fy, mut z) = ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
-    for k in 0..xs.len() {
+    repulsion_from(p, xs, ys, ms, 0, [[0.0; 4]; 3])
+}
+
+/// The portable loop from entry `from` on, onto lanes `acc` = (fx, fy, z); then the lane sums.
+/// The AVX2 version ends with it for the entries after the last whole group of four.
+fn repulsion_from(
+    p: [f64; 2],
+    xs: &[f64],
+    ys: &[f64],
+    ms: &[f64],
+    from: usize,
+    acc: [[f64; 4]; 3],
+) -> ([f64; 2], f64) {
+    let [mut fx, mut fy, mut z] = acc;
+    for k in from..xs.len() {
         let l = k % 4;
         let dx = p[0] - xs[k];
         let dy = p[1] - ys[k];
@@ -55,13 +68,25 @@ fn repulsion_portable(p: [f64; 2], xs: &[f64], ys: &[f64], ms: &[f64]) -> ([f64;
 }
 
 fn attraction_portable(p: [f64; 2], cols: &[u32], vals: &[f64], y: &[[f64; 2]]) -> [f64; 2] {
-    let (mut ax, mut ay) = ([0.0f64; 4], [0.0f64; 4]);
-    for (k, (&j, &v)) in cols.iter().zip(vals).enumerate() {
+    attraction_from(p, cols, vals, y, 0, [[0.0; 4]; 2])
+}
+
+/// The portable loop from entry `from` on, onto lanes `acc` = (ax, ay); then the lane sums.
+fn attraction_from(
+    p: [f64; 2],
+    cols: &[u32],
+    vals: &[f64],
+    y: &[[f64; 2]],
+    from: usize,
+    acc: [[f64; 4]; 2],
+) -> [f64; 2] {
+    let [mut ax, mut ay] = acc;
+    for k in from..cols.len() {
         let l = k % 4;
-        let c = y[j as usize];
+        let c = y[cols[k] as usize];
         let dx = p[0] - c[0];
         let dy = p[1] - c[1];
-        let w = v / (1.0 + dx * dx + dy * dy);
+        let w = vals[k] / (1.0 + dx * dx + dy * dy);
         ax[l] += w * dx;
         ay[l] += w * dy;
     }
@@ -70,7 +95,6 @@ fn attraction_portable(p: [f64; 2], cols: &[u32], vals: &[f64], y: &[[f64; 2]]) 
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::lane_sum;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2")]
@@ -112,18 +136,7 @@ mod avx2 {
             fy = _mm256_add_pd(fy, _mm256_mul_pd(mqq, dy));
             k += 4;
         }
-        let (mut fx, mut fy, mut z) = (lanes(fx), lanes(fy), lanes(z));
-        for k in whole..n {
-            let l = k % 4;
-            let dx = p[0] - xs[k];
-            let dy = p[1] - ys[k];
-            let q = 1.0 / (1.0 + dx * dx + dy * dy);
-            let mq = ms[k] * q;
-            z[l] += mq;
-            fx[l] += mq * q * dx;
-            fy[l] += mq * q * dy;
-        }
-        ([lane_sum(fx), lane_sum(fy)], lane_sum(z))
+        super::repulsion_from(p, xs, ys, ms, whole, [lanes(fx), lanes(fy), lanes(z)])
     }
 
     #[target_feature(enable = "avx2")]
@@ -159,17 +172,7 @@ mod avx2 {
             ay = _mm256_add_pd(ay, _mm256_mul_pd(w, dy));
             k += 4;
         }
-        let (mut ax, mut ay) = (lanes(ax), lanes(ay));
-        for k in whole..n {
-            let l = k % 4;
-            let c = y[cols[k] as usize];
-            let dx = p[0] - c[0];
-            let dy = p[1] - c[1];
-            let w = vals[k] / (1.0 + dx * dx + dy * dy);
-            ax[l] += w * dx;
-            ay[l] += w * dy;
-        }
-        [lane_sum(ax), lane_sum(ay)]
+        super::attraction_from(p, cols, vals, y, whole, [lanes(ax), lanes(ay)])
     }
 }
 
