@@ -31,9 +31,10 @@ use std::sync::Arc;
 pub(super) const NODES_PER_BOX: usize = 3;
 /// The fewest boxes per axis (openTSNE's `min_num_intervals`).
 pub(super) const MIN_BOXES: usize = 50;
-/// The most boxes per axis before rounding up to a fast FFT size: 500 boxes are a 3,000 x 3,000 padded grid (144 MB per complex
-/// array). A map wider than 500 units gets boxes wider than 1 unit, and a coarser gradient,
-/// rather than running out of memory; maps that wide come from a far too large learning rate.
+/// The most boxes per axis before rounding up to a fast FFT size: 500 boxes are a 3,000 x 3,000
+/// padded grid (144 MB per complex array). A map wider than 500 units gets boxes wider than 1
+/// unit, and a coarser gradient, rather than running out of memory; maps that wide come from a
+/// far too large learning rate.
 pub(super) const MAX_BOXES: usize = 500;
 
 /// The grid, its FFT plans and buffers, kept between iterations (the plans are reused as long

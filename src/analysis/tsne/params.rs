@@ -73,9 +73,8 @@ pub enum Method {
 /// every map measured, at the same 10-NN accuracy (2 cores, 1,000 iterations; BENCHMARKS.md):
 /// 20,000 SST-2 vectors 9.6 s of iterations against 46.7 s, 67,349 48 s against 91 s for the
 /// whole process, 134,698 (the same vectors twice, the copy jittered) 78 s of iterations
-/// against 107 s. The FFT's cost
-/// grows more slowly (its grid follows the map's area, capped at `MAX_BOXES`); extrapolating
-/// the two, they meet near 220,000 points.
+/// against 107 s. The FFT's cost grows more slowly (its grid follows the map's area, capped at
+/// `MAX_BOXES`); extrapolating the two, they meet near 220,000 points.
 pub const FFT_FROM: usize = 200_000;
 
 impl Method {

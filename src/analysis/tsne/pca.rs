@@ -42,21 +42,18 @@ pub fn pca(x: ArrayView2<f64>, dims: usize) -> Result<Array2<f64>> {
     let k = dims.min(n).min(m);
     let mean = x.mean_axis(Axis(0)).expect("rows > 0");
     let centred = &x - &mean;
-    let mut out = if n >= m {
+    let (values, mut out) = if n >= m {
         let (values, vectors) = leading_eigen(gram_of_columns(centred.view()), k)?;
-        let mut projected = centred.dot(&vectors);
-        zero_round_off(&mut projected, &values, n.max(m));
-        projected
+        (values, centred.dot(&vectors))
     } else {
-        let (values, vectors) = leading_eigen(centred.dot(&centred.t()), k)?;
         // XXᵀ = U S² Uᵀ, so the projection X V = U S.
-        let mut projected = vectors;
+        let (values, mut projected) = leading_eigen(centred.dot(&centred.t()), k)?;
         for (mut column, &v) in projected.axis_iter_mut(Axis(1)).zip(values.iter()) {
             column *= v.max(0.0).sqrt();
         }
-        zero_round_off(&mut projected, &values, n.max(m));
-        projected
+        (values, projected)
     };
+    zero_round_off(&mut out, &values, n.max(m));
     for mut column in out.axis_iter_mut(Axis(1)) {
         let largest =
             column.iter().copied().fold(
