@@ -172,12 +172,7 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
         device,
     )?;
     let started = std::time::Instant::now();
-    let vectors = model.layer_vectors(
-        tokenized.len(),
-        tokenized.eval_batches_on(req.batch_size, device),
-        &layers,
-        pooling,
-    );
+    let vectors = model.layer_vectors(&tokenized, req.batch_size, &layers, pooling);
     let encode_seconds = started.elapsed().as_secs_f64();
     let embeddings = Embeddings::of_examples(
         vectors,

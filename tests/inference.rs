@@ -8,8 +8,10 @@
 mod common;
 
 use common::{fixtures, golden, max_abs_diff};
+use heal::data::batching::Tokenized;
 use heal::model::head::{predictions, Pooling};
 use heal::model::precision::{self, Precision};
+use heal::model::tokenizer::Encoded;
 use heal::model::{Batch, SequenceClassifier};
 use tch::{Device, Kind, Tensor};
 
@@ -88,13 +90,8 @@ fn float32_inference_equals_the_whole_pass() {
             assert!(d < TOL, "{what}: forward_t differs by {d:e}");
             // Every layer's pooled vectors (heal embed, the artefacts).
             let layers: Vec<usize> = (0..=model.config.num_layers as usize).collect();
-            let rows = batch.input_ids.size()[0] as usize;
-            let vectors = model.layer_vectors(
-                rows,
-                [((0..rows).collect::<Vec<_>>(), batch_copy(&batch))],
-                &layers,
-                pooling,
-            );
+            let set = tokenized_of(&model, &batch);
+            let vectors = model.layer_vectors(&set, set.len(), &layers, pooling);
             let states = tch::no_grad(|| model.hidden_states(&batch, false));
             for (layer, v) in vectors {
                 let expected = pooling.pool(&states[layer], &batch.attention_mask);
@@ -105,13 +102,106 @@ fn float32_inference_equals_the_whole_pass() {
     }
 }
 
-fn batch_copy(b: &Batch) -> Batch {
-    Batch {
-        input_ids: b.input_ids.copy(),
-        token_type_ids: b.token_type_ids.copy(),
-        attention_mask: b.attention_mask.copy(),
-        labels: b.labels.copy(),
+/// The rows of a padded batch as tokenised examples (padding dropped, labels kept), which the
+/// evaluation batches pad again in their own order.
+fn tokenized_of(model: &SequenceClassifier, batch: &Batch) -> Tokenized {
+    let rows = |t: &Tensor| Vec::<Vec<i64>>::try_from(t).unwrap();
+    let (ids, types, mask) = (
+        rows(&batch.input_ids),
+        rows(&batch.token_type_ids),
+        rows(&batch.attention_mask),
+    );
+    let encoded = (0..ids.len())
+        .map(|r| {
+            let len = mask[r].iter().filter(|&&m| m == 1).count();
+            Encoded {
+                ids: ids[r][..len].to_vec(),
+                type_ids: types[r][..len].to_vec(),
+            }
+        })
+        .collect();
+    Tokenized {
+        encoded,
+        labels: Vec::<i64>::try_from(&batch.labels).unwrap(),
+        pad_id: model.config.pad_token_id,
+        use_token_types: model.config.uses_token_types(),
     }
+}
+
+/// Evaluation batches shared out to one worker per thread (`Inference::map_batches`) give
+/// what one thread running them in turn gives, bit for bit (every product single-threaded
+/// either way), each example's numbers in its own row: every layer's vectors, predictions and
+/// the summed loss, for any worker count, with more batches than workers and a last batch
+/// that is short.
+#[test]
+fn batches_shared_between_workers_equal_one_thread_in_turn() {
+    let _lock = precision_lock();
+    let threads = tch::get_num_threads();
+    tch::manual_seed(3);
+    for name in ["tiny-bert", "tiny-roberta"] {
+        let model = load(name, Pooling::Mean);
+        // 11 batches of 3 (the last of 2) with lengths that differ from batch to batch.
+        let mut set = tokenized_of(&model, &batch_of(name, 11));
+        set.encoded.truncate(32);
+        set.labels.truncate(32);
+        for (i, e) in set.encoded.iter_mut().enumerate() {
+            let keep = (e.ids.len() - i % 3).max(2);
+            e.ids.truncate(keep);
+            e.type_ids.truncate(keep);
+        }
+        let layers: Vec<usize> = (0..=model.config.num_layers as usize).collect();
+        let run = |n: i32| {
+            tch::set_num_threads(n);
+            let vectors = model.layer_vectors(&set, 3, &layers, Pooling::Mean);
+            let eval = heal::train::eval::evaluate(&model, &set, 3);
+            let order = model.inference(|m| {
+                m.map_batches(&set, 3, |_, b| b.input_ids.size()[0])
+                    .into_iter()
+                    .map(|(rows, n)| (rows, n as usize))
+                    .collect::<Vec<_>>()
+            });
+            (vectors, eval, order)
+        };
+        let (one, one_eval, _) = run(1);
+        for n in [2, 3] {
+            let (many, eval, order) = run(n);
+            let expected: Vec<_> = set
+                .eval_batches(3)
+                .into_iter()
+                .map(|rows| {
+                    let n = rows.len();
+                    (rows, n)
+                })
+                .collect();
+            assert_eq!(order, expected, "{name}, {n} threads: batch order");
+            for ((layer, a), (_, b)) in one.iter().zip(&many) {
+                assert!(
+                    a.equal(b),
+                    "{name}, {n} threads: layer {layer} differs by {:e}",
+                    max_abs_diff(a, b)
+                );
+            }
+            assert_eq!(eval.predicted, one_eval.predicted, "{name}, {n} threads");
+            assert_eq!(eval.loss, one_eval.loss, "{name}, {n} threads: loss");
+        }
+        // The examples' rows: the vectors are each example's own (a one-example pass).
+        let alone = |i: usize| {
+            let mut one_set = set.clone();
+            one_set.encoded = vec![set.encoded[i].clone()];
+            one_set.labels = vec![set.labels[i]];
+            model.layer_vectors(&one_set, 1, &[1], Pooling::Mean)[0]
+                .1
+                .get(0)
+        };
+        for i in [0, 17, 31] {
+            let d = max_abs_diff(&alone(i), &one[1].1.get(i as i64));
+            assert!(
+                d < TOL,
+                "{name}: example {i}'s layer-1 vector differs by {d:e}"
+            );
+        }
+    }
+    tch::set_num_threads(threads);
 }
 
 #[test]

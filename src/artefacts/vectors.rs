@@ -25,12 +25,7 @@ pub fn layer_matrices(
     batch_size: usize,
 ) -> anyhow::Result<Vec<(usize, Array2<f32>)>> {
     model
-        .layer_vectors(
-            set.len(),
-            set.eval_batches_on(batch_size, model.device()),
-            layers,
-            model.pooling,
-        )
+        .layer_vectors(set, batch_size, layers, model.pooling)
         .into_iter()
         .map(|(layer, t)| Ok((layer, matrix(&t)?)))
         .collect()

@@ -75,20 +75,6 @@ impl Tokenized {
     }
 
     /// Pads the chosen examples to the longest of them and moves them to `device`.
-    /// [`eval_batches`](Self::eval_batches), each collated on `device` with its row indices.
-    pub fn eval_batches_on(
-        &self,
-        batch_size: usize,
-        device: Device,
-    ) -> impl Iterator<Item = (Vec<usize>, Batch)> + '_ {
-        self.eval_batches(batch_size)
-            .into_iter()
-            .map(move |indices| {
-                let batch = self.collate(&indices, device);
-                (indices, batch)
-            })
-    }
-
     pub fn collate(&self, indices: &[usize], device: Device) -> Batch {
         let width = indices
             .iter()

@@ -15,19 +15,22 @@ pub fn evaluate(model: &SequenceClassifier, data: &Tokenized, batch_size: usize)
     let device = model.device();
     let mut predicted = vec![0i64; data.len()];
     let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
-    model.inference(|model| {
-        for indices in data.eval_batches(batch_size) {
-            let batch = data.collate(&indices, device);
-            let logits = model.logits(&batch);
-            loss_sum +=
+    let batches = model.inference(|model| {
+        model.map_batches(data, batch_size, |model, batch| {
+            let logits = model.logits(batch);
+            let loss =
                 logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
-            let pred = Vec::<i64>::try_from(predictions(&logits).to_device(tch::Device::Cpu))
-                .expect("predictions are i64");
-            for (&i, p) in indices.iter().zip(pred) {
-                predicted[i] = p;
-            }
-        }
+            (predictions(&logits).to_device(tch::Device::Cpu), loss)
+        })
     });
+    // Summed in batch order, whichever worker finished first.
+    for (indices, (pred, loss)) in batches {
+        loss_sum += loss;
+        let pred = Vec::<i64>::try_from(pred).expect("predictions are i64");
+        for (&i, p) in indices.iter().zip(pred) {
+            predicted[i] = p;
+        }
+    }
     let loss = loss_sum.double_value(&[]) / data.len().max(1) as f64;
     Evaluation { predicted, loss }
 }

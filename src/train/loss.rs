@@ -40,14 +40,12 @@ pub(super) fn pooled_features(
         [data.len() as i64, model.config.hidden_size],
         (Kind::Float, device),
     );
-    model.inference(|model| {
-        for indices in data.eval_batches(batch_size) {
-            let batch = data.collate(&indices, device);
-            let pooled = model.pooled(&batch);
-            let idx = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                .to_device(device);
-            let _ = features.index_copy_(0, &idx, &pooled);
-        }
-    });
+    let pooled = model
+        .inference(|model| model.map_batches(data, batch_size, |model, batch| model.pooled(batch)));
+    for (indices, pooled) in pooled {
+        let idx = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>())
+            .to_device(device);
+        let _ = features.index_copy_(0, &idx, &pooled);
+    }
     features
 }

@@ -145,12 +145,7 @@ fn stage_vectors(
     eval: &Tokenized,
 ) -> Vec<(usize, Tensor)> {
     let layers: Vec<usize> = (0..=model.config.num_layers as usize).collect();
-    model.layer_vectors(
-        eval.len(),
-        eval.eval_batches_on(cfg.eval_batch_size, model.device()),
-        &layers,
-        cfg.pooling,
-    )
+    model.layer_vectors(eval, cfg.eval_batch_size, &layers, cfg.pooling)
 }
 
 /// Writes one stage's vectors into RUN/embeddings/<stage>/ (and the run's projector config).
