@@ -309,13 +309,27 @@ pub struct EncoderWeights {
 pub struct Pass<'w> {
     /// Dropout on (training).
     pub train: bool,
-    /// The embeddings output and every layer's output, else the last layer's only.
-    pub all_layers: bool,
-    /// The last layer at position 0 only (its state is [batch, 1, hidden]): all a [CLS]
+    /// Which states the pass returns.
+    pub keep: Keep<'w>,
+    /// The last layer run at position 0 only (its state is [batch, 1, hidden]): all a [CLS]
     /// pooling reads.
     pub last_first_only: bool,
     /// Weights made once ([`Encoder::weights`]); None: each layer makes its own per call.
     pub weights: Option<&'w EncoderWeights>,
+}
+
+/// The states an encoder pass returns; state 0 is the embeddings output, state i the output
+/// of layer i.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Keep<'a> {
+    /// The last layer's.
+    #[default]
+    Last,
+    /// Every state, 0 to the number of layers.
+    All,
+    /// These states, in this order (repeats allowed); the layers above the highest are not
+    /// run at all.
+    Chosen(&'a [usize]),
 }
 
 /// Embeddings and the stack of layers of one checkpoint.
@@ -360,14 +374,13 @@ impl Encoder {
     ) -> Vec<Tensor> {
         let pass = Pass {
             train,
-            all_layers,
+            keep: if all_layers { Keep::All } else { Keep::Last },
             ..Default::default()
         };
         self.forward_pass(input_ids, token_type_ids, attention_mask, pass)
     }
 
-    /// Runs the encoder as `pass` says: the embeddings output followed by every layer's output
-    /// when `pass.all_layers`, otherwise only the last layer's output.
+    /// Runs the encoder as `pass` says, returning the states `pass.keep` asks for.
     pub fn forward_pass(
         &self,
         input_ids: &Tensor,
@@ -382,11 +395,23 @@ impl Encoder {
         let padded = attention_mask.device() != Device::Cpu
             || (attention_mask.numel() > 0 && attention_mask.min().int64_value(&[]) == 0);
         let mask = padded.then(|| attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1));
-        let mut xs = self.embeddings.forward_t(input_ids, token_type_ids, train);
         let n = self.layers.len();
-        let mut states = Vec::with_capacity(if pass.all_layers { n + 1 } else { 1 });
-        for (i, layer) in self.layers.iter().enumerate() {
-            let first_only = pass.last_first_only && i + 1 == n;
+        // How many layers run: up to the highest state asked for.
+        let stop = match pass.keep {
+            Keep::Chosen(states) => states.iter().max().map_or(0, |&s| s.min(n)),
+            Keep::Last | Keep::All => n,
+        };
+        let kept = |i: usize| match pass.keep {
+            Keep::Last => i == n,
+            Keep::All => true,
+            Keep::Chosen(states) => states.iter().any(|&s| s.min(n) == i),
+        };
+        let mut xs = self.embeddings.forward_t(input_ids, token_type_ids, train);
+        // Only the states asked for stay alive: the others' memory goes back to the allocator
+        // for the next layer to reuse (fresh pages cost a fault each).
+        let mut states: Vec<(usize, Tensor)> = Vec::new();
+        for (i, layer) in self.layers[..stop].iter().enumerate() {
+            let first_only = pass.last_first_only && i + 1 == stop;
             let next = match pass.weights {
                 Some(w) => layer.forward_with(&xs, mask.as_ref(), train, first_only, &w.layers[i]),
                 None => {
@@ -394,12 +419,26 @@ impl Encoder {
                     layer.forward_with(&xs, mask.as_ref(), train, first_only, &w)
                 }
             };
-            if pass.all_layers {
-                states.push(xs);
+            if kept(i) {
+                states.push((i, xs));
             }
             xs = next;
         }
-        states.push(xs);
-        states
+        if kept(stop) {
+            states.push((stop, xs));
+        }
+        match pass.keep {
+            Keep::Chosen(chosen) => chosen
+                .iter()
+                .map(|c| {
+                    let (_, t) = states
+                        .iter()
+                        .find(|(i, _)| *i == (*c).min(n))
+                        .expect("every chosen state was kept");
+                    t.shallow_clone()
+                })
+                .collect(),
+            Keep::Last | Keep::All => states.into_iter().map(|(_, t)| t).collect(),
+        }
     }
 }

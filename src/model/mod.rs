@@ -15,7 +15,7 @@ use crate::fsio;
 use anyhow::Context;
 use checkpoint::{CheckpointFiles, LoadReport};
 use config::EncoderConfig;
-use encoder::{Encoder, EncoderWeights, Pass};
+use encoder::{Encoder, EncoderWeights, Keep, Pass};
 use head::{Head, Pooling};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -169,12 +169,12 @@ impl SequenceClassifier {
         let pooled = self.inference(|model| {
             model.map_batches(data, batch_size, |model, batch| {
                 // [CLS] pooling reads position 0 of every layer: the last at that row only.
-                let states = model.hidden_states(batch, pooling == Pooling::Cls);
-                layers
+                model
+                    .states(batch, layers, pooling == Pooling::Cls)
                     .iter()
-                    .map(|&l| {
+                    .map(|state| {
                         pooling
-                            .pool(&states[l], &batch.attention_mask)
+                            .pool(state, &batch.attention_mask)
                             .to_device(Device::Cpu)
                     })
                     .collect::<Vec<_>>()
@@ -285,23 +285,24 @@ pub struct Inference<'a> {
 }
 
 impl Inference<'_> {
-    fn pass(&self, all_layers: bool, last_first_only: bool) -> Pass<'_> {
+    fn pass<'p>(&'p self, keep: Keep<'p>, last_first_only: bool) -> Pass<'p> {
         Pass {
             train: false,
-            all_layers,
+            keep,
             last_first_only,
             weights: Some(&self.weights),
         }
     }
 
-    /// The embeddings output, then every layer's output ([batch, seq, hidden]); with
-    /// `last_first_only` the last layer's at position 0 only ([batch, 1, hidden]).
-    pub fn hidden_states(&self, batch: &Batch, last_first_only: bool) -> Vec<Tensor> {
+    /// The chosen states ([batch, seq, hidden]; 0 = the embeddings output, i = layer i's
+    /// output), in the order given; with `last_first_only` the highest at position 0 only
+    /// ([batch, 1, hidden]). The layers above the highest are not run.
+    pub fn states(&self, batch: &Batch, layers: &[usize], last_first_only: bool) -> Vec<Tensor> {
         self.model.encoder.forward_pass(
             &batch.input_ids,
             &batch.token_type_ids,
             &batch.attention_mask,
-            self.pass(true, last_first_only),
+            self.pass(Keep::Chosen(layers), last_first_only),
         )
     }
 
@@ -309,7 +310,7 @@ impl Inference<'_> {
     /// mode.
     pub fn pooled(&self, batch: &Batch) -> Tensor {
         let first_only = self.model.pooling == Pooling::Cls;
-        self.model.pooled_by(batch, self.pass(false, first_only))
+        self.model.pooled_by(batch, self.pass(Keep::Last, first_only))
     }
 
     /// Classification logits [batch, num_labels], as [`SequenceClassifier::forward_t`] in eval
