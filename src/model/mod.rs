@@ -310,7 +310,8 @@ impl Inference<'_> {
     /// mode.
     pub fn pooled(&self, batch: &Batch) -> Tensor {
         let first_only = self.model.pooling == Pooling::Cls;
-        self.model.pooled_by(batch, self.pass(Keep::Last, first_only))
+        self.model
+            .pooled_by(batch, self.pass(Keep::Last, first_only))
     }
 
     /// Classification logits [batch, num_labels], as [`SequenceClassifier::forward_t`] in eval
