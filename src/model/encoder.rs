@@ -398,18 +398,21 @@ impl Encoder {
         let n = self.layers.len();
         // How many layers run: up to the highest state asked for.
         let stop = match pass.keep {
-            Keep::Chosen(states) => states.iter().max().map_or(0, |&s| s.min(n)),
+            Keep::Chosen(states) => {
+                let highest = states.iter().copied().max().unwrap_or(0);
+                assert!(highest <= n, "state {highest} of a {n}-layer encoder");
+                highest
+            }
             Keep::Last | Keep::All => n,
         };
         let kept = |i: usize| match pass.keep {
             Keep::Last => i == n,
             Keep::All => true,
-            Keep::Chosen(states) => states.iter().any(|&s| s.min(n) == i),
+            Keep::Chosen(states) => states.contains(&i),
         };
         let mut xs = self.embeddings.forward_t(input_ids, token_type_ids, train);
-        // Only the states asked for stay alive: the others' memory goes back to the allocator
-        // for the next layer to reuse (fresh pages cost a fault each).
-        let mut states: Vec<(usize, Tensor)> = Vec::new();
+        // Only the states asked for stay alive; the others are freed as the pass goes on.
+        let mut states: Vec<Option<Tensor>> = (0..=stop).map(|_| None).collect();
         for (i, layer) in self.layers[..stop].iter().enumerate() {
             let first_only = pass.last_first_only && i + 1 == stop;
             let next = match pass.weights {
@@ -420,25 +423,19 @@ impl Encoder {
                 }
             };
             if kept(i) {
-                states.push((i, xs));
+                states[i] = Some(xs);
             }
             xs = next;
         }
         if kept(stop) {
-            states.push((stop, xs));
+            states[stop] = Some(xs);
         }
         match pass.keep {
             Keep::Chosen(chosen) => chosen
                 .iter()
-                .map(|c| {
-                    let (_, t) = states
-                        .iter()
-                        .find(|(i, _)| *i == (*c).min(n))
-                        .expect("every chosen state was kept");
-                    t.shallow_clone()
-                })
+                .map(|&c| states[c].as_ref().expect("kept").shallow_clone())
                 .collect(),
-            Keep::Last | Keep::All => states.into_iter().map(|(_, t)| t).collect(),
+            Keep::Last | Keep::All => states.into_iter().flatten().collect(),
         }
     }
 }
