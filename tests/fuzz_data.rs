@@ -92,6 +92,9 @@ fn check_examples(file: &[u8], jsonl: bool, examples: &[RawExample]) -> Result<(
     );
     if jsonl {
         let text = String::from_utf8_lossy(file);
+        // The reader skips a byte-order mark at the start of the file; it is not a character
+        // of line 1 (nor White_Space to trim), so a BOM alone leaves line 1 blank.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let lines: Vec<usize> = text
             .split('\n')
             .enumerate()
