@@ -13,6 +13,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash .ci/setup >/dev/null
 .venv/bin/python -c "import openTSNE" 2>/dev/null || .venv/bin/python -m pip install -q openTSNE==1.0.4
-cargo build --release --quiet
+cargo build --release --quiet --bin heal --example inference-passes
 heal=$(cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')/release/heal
 exec .venv/bin/python examples/bench/suite.py --heal "$heal" "$@"
