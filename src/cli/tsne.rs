@@ -48,6 +48,8 @@ pub struct TsneArgs {
     /// and n).
     #[arg(long, default_value = "auto")]
     pub learning_rate: String,
+    /// Seeds the random starting layout (--init random) and the linfa engine. With --init pca
+    /// (the default) the heal engine has no randomness: every seed gives the same map.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Barnes-Hut accuracy: 0 is exact (slow), larger is coarser.
