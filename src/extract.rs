@@ -2,7 +2,7 @@
 //! every chosen layer pooled, written in the embeddings format of [`crate::run_dir::embeddings`].
 
 use crate::data::batching::Tokenized;
-use crate::data::{self, EvalSource};
+use crate::data::{self, EvalSource, Example, TaskData};
 use crate::error::user;
 use crate::fsio::{Kind, Output};
 use crate::model::checkpoint::CheckpointFiles;
@@ -16,6 +16,7 @@ use crate::run_dir::{self, RunDir};
 use crate::train::config::CheckpointStage;
 use crate::train::options::defaults;
 use std::path::{Path, PathBuf};
+use tch::Tensor;
 
 /// Which split of the data to embed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -114,8 +115,44 @@ fn open_source(
     Ok((checkpoint, Some(run)))
 }
 
-pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
-    Output::check("--out", &req.out, Kind::Folder, req.overwrite)?;
+/// A source opened for encoding: the model, the split's examples tokenised and the layers to
+/// pool. [`extract`] encodes it once and writes the result; a benchmark can encode it again.
+pub struct Prepared {
+    task: TaskData,
+    split: Split,
+    tokenized: Tokenized,
+    model: SequenceClassifier,
+    layers: Vec<usize>,
+    pooling: Pooling,
+    batch_size: usize,
+    hidden_size: i64,
+}
+
+impl Prepared {
+    /// Every chosen layer with its pooled vectors (batches collated, run through the model,
+    /// pooled).
+    pub fn encode(&self) -> Vec<(usize, Tensor)> {
+        self.model
+            .layer_vectors(&self.tokenized, self.batch_size, &self.layers, self.pooling)
+    }
+
+    fn examples(&self) -> &[Example] {
+        self.split.of(&self.task)
+    }
+}
+
+impl Split {
+    fn of(self, task: &TaskData) -> &[Example] {
+        match self {
+            Split::Eval => &task.eval,
+            Split::Train => &task.train,
+        }
+    }
+}
+
+/// Opens `req`'s source and data as `heal embed` does, short of encoding: sets the threads
+/// and the precision, loads the model and tokenises the split. `req.out` is not looked at.
+pub fn prepare(req: &ExtractRequest) -> anyhow::Result<Prepared> {
     let device = crate::device::parse_device(&req.device)?;
     if let Some(n) = req.threads {
         crate::threads::set("--threads", n)?;
@@ -155,37 +192,50 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
         .clone()
         .or_else(|| cfg.and_then(|c| c.data_dir.clone()));
     let task = data::load_task(&data_name, data_dir.as_deref(), &eval, seed)?;
-    let examples = match req.split {
-        Split::Eval => &task.eval,
-        Split::Train => &task.train,
-    };
+    let examples = req.split.of(&task);
     let files = CheckpointFiles::locate(&model_dir)?;
     let model_cfg = EncoderConfig::from_file(&files.config)?;
     let encoder = TextEncoder::from_dir(&model_dir, max_len.min(model_cfg.max_tokens()))?;
     let tokenized = Tokenized::new(&encoder, examples, model_cfg.uses_token_types())?;
     let layers = parse_layers(&req.layers, model_cfg.num_layers as usize)?;
+    let hidden_size = model_cfg.hidden_size;
     let (model, _) = SequenceClassifier::from_checkpoint(
         &files,
-        model_cfg.clone(),
+        model_cfg,
         task.labels.len() as i64,
         pooling,
         device,
     )?;
+    Ok(Prepared {
+        split: req.split,
+        tokenized,
+        model,
+        layers,
+        pooling,
+        batch_size: req.batch_size,
+        hidden_size,
+        task,
+    })
+}
+
+pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
+    Output::check("--out", &req.out, Kind::Folder, req.overwrite)?;
+    let prepared = prepare(req)?;
     let started = std::time::Instant::now();
-    let vectors = model.layer_vectors(&tokenized, req.batch_size, &layers, pooling);
+    let vectors = prepared.encode();
     let encode_seconds = started.elapsed().as_secs_f64();
     let embeddings = Embeddings::of_examples(
         vectors,
-        examples,
-        tokenized.labels.clone(),
-        task.labels.names.clone(),
-        pooling,
+        prepared.examples(),
+        prepared.tokenized.labels.clone(),
+        prepared.task.labels.names.clone(),
+        prepared.pooling,
     );
     embeddings.write(&req.out)?;
     Ok(Extracted {
-        examples: tokenized.len(),
-        layers: layers.len(),
-        hidden_size: model_cfg.hidden_size,
+        examples: prepared.tokenized.len(),
+        layers: prepared.layers.len(),
+        hidden_size: prepared.hidden_size,
         seconds: started.elapsed().as_secs_f64(),
         encode_seconds,
     })

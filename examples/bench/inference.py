@@ -96,7 +96,7 @@ def heal_eval(args, heal, data, precision, work):
 def heal_warm(args, data, precision):
     """The best warm pass (2nd or later) of inference-passes beside the heal binary: seconds."""
     exe = os.path.join(os.path.dirname(args.heal), "examples", "inference-passes")
-    proc = subprocess.run([exe, "--data", data, "--passes", "3", "--precision", precision, "--threads",
+    proc = subprocess.run([exe, "--data", data, "--layers", "6", "--passes", "3", "--precision", precision, "--threads",
                            str(THREADS), "--batch-size", str(BATCH), "--max-len", str(MAX_LEN)],
                           capture_output=True, text=True)
     passes = [float(x) for x in re.findall(r"^pass \d+ ([0-9.]+)$", proc.stdout, re.M)]
