@@ -19,11 +19,43 @@ impl fmt::Display for UserError {
 impl std::error::Error for UserError {}
 
 /// Builds a [`UserError`] wrapped in `anyhow::Error`, for `ok_or_else` and `map_err`.
+/// Messages quote the user's own text (labels, field values, paths), which may hold line
+/// breaks or other control characters: those are written escaped (`\n`), so that the message
+/// stays one line whatever it quotes.
 pub fn user(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(UserError(msg.into()))
+    let msg: String = msg.into();
+    let msg = if msg.chars().any(char::is_control) {
+        msg.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        msg
+    };
+    anyhow::Error::new(UserError(msg))
 }
 
 /// The user-facing message of an error chain, if any link is a [`UserError`].
 pub fn find_user_error(err: &anyhow::Error) -> Option<&UserError> {
     err.chain().find_map(|e| e.downcast_ref::<UserError>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_errors_quoting_line_breaks_stay_one_line() {
+        let e = user("labels.json: label \"\neg\" and \"a\tb\"\r");
+        assert_eq!(
+            e.to_string(),
+            "labels.json: label \"\\neg\" and \"a\\tb\"\\r"
+        );
+        assert_eq!(user("é 日本 ok").to_string(), "é 日本 ok");
+    }
 }
