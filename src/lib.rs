@@ -17,6 +17,7 @@ pub mod device;
 pub mod error;
 pub mod extract;
 pub mod fsio;
+pub mod heap;
 pub mod hub;
 pub mod metrics;
 pub mod model;

@@ -39,6 +39,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the heal binary does first.
+    heal::heap::keep_freed_memory();
     let args = Args::parse();
     // heal embed's own preparation; nothing is written, so `out` is never looked at.
     let prepared = extract::prepare(&ExtractRequest {
