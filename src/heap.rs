@@ -7,12 +7,13 @@
 //! must zero: clearing pages was 10% of a profile of bf16 fine-tuning of minilm-l6 on 2 cores
 //! (2,000 SST-2 sentences: 1.4-1.5 s of system time in an 8 s run). Keeping freed
 //! memory in the process cut the system time to 0.7 s and the training time by 3-5% in fp32
-//! and bf16, for 9% more peak resident memory (1.58 -> 1.72 GB). Heal's own large buffers
-//! (t-SNE, analysis) are reused the same way.
+//! and bf16, for 9% more peak resident memory (1.58 -> 1.72 GB). Only the commands that run the
+//! encoder set it: `heal tsne` of 67,349 points, whose buffers are few and large, was slower
+//! with it (36.5-37.7 against 35.6-35.8 s) and held 15% more memory.
 //!
 //! Users who tune malloc themselves (any `MALLOC_*` variable or `GLIBC_TUNABLES`) keep theirs.
 
-/// Applies the settings above, once, before the first tensor is made. Does nothing outside
+/// Applies the settings above; call it before the first tensor is made. Does nothing outside
 /// glibc or where the environment already tunes malloc.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

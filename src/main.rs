@@ -6,7 +6,6 @@ mod cli;
 use clap::Parser;
 
 fn main() {
-    heal::heap::keep_freed_memory();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(line) = cli::hf_flags::misnamed(&argv) {
         eprintln!("error: {line}");
