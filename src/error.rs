@@ -24,20 +24,15 @@ impl std::error::Error for UserError {}
 /// stays one line whatever it quotes.
 pub fn user(msg: impl Into<String>) -> anyhow::Error {
     let msg: String = msg.into();
-    let msg = if msg.chars().any(char::is_control) {
-        msg.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        msg
-    };
-    anyhow::Error::new(UserError(msg))
+    let mut line = String::with_capacity(msg.len());
+    for c in msg.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    anyhow::Error::new(UserError(line))
 }
 
 /// The user-facing message of an error chain, if any link is a [`UserError`].

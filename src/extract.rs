@@ -125,7 +125,6 @@ pub struct Prepared {
     layers: Vec<usize>,
     pooling: Pooling,
     batch_size: usize,
-    hidden_size: i64,
 }
 
 impl Prepared {
@@ -198,7 +197,6 @@ pub fn prepare(req: &ExtractRequest) -> anyhow::Result<Prepared> {
     let encoder = TextEncoder::from_dir(&model_dir, max_len.min(model_cfg.max_tokens()))?;
     let tokenized = Tokenized::new(&encoder, examples, model_cfg.uses_token_types())?;
     let layers = parse_layers(&req.layers, model_cfg.num_layers as usize)?;
-    let hidden_size = model_cfg.hidden_size;
     let (model, _) = SequenceClassifier::from_checkpoint(
         &files,
         model_cfg,
@@ -213,7 +211,6 @@ pub fn prepare(req: &ExtractRequest) -> anyhow::Result<Prepared> {
         layers,
         pooling,
         batch_size: req.batch_size,
-        hidden_size,
         task,
     })
 }
@@ -235,7 +232,7 @@ pub fn extract(req: &ExtractRequest) -> anyhow::Result<Extracted> {
     Ok(Extracted {
         examples: prepared.tokenized.len(),
         layers: prepared.layers.len(),
-        hidden_size: prepared.hidden_size,
+        hidden_size: prepared.model.config.hidden_size,
         seconds: started.elapsed().as_secs_f64(),
         encode_seconds,
     })

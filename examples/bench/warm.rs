@@ -39,7 +39,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    // As the heal binary does first.
+    // As `heal embed` does before any tensor is made.
     heal::heap::keep_freed_memory();
     let args = Args::parse();
     // heal embed's own preparation; nothing is written, so `out` is never looked at.
