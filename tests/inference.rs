@@ -129,6 +129,7 @@ fn tokenized_of(model: &SequenceClassifier, batch: &Batch) -> Tokenized {
         labels: Vec::<i64>::try_from(&batch.labels).unwrap(),
         pad_id: model.config.pad_token_id,
         use_token_types: model.config.uses_token_types(),
+        max_width: model.config.max_tokens(),
     }
 }
 
@@ -342,5 +343,136 @@ fn a_batch_without_padding_attends_without_a_mask_and_agrees_with_a_padded_one()
             d < TOL,
             "{name}: the row alone differs from the row in the batch by {d:e}"
         );
+    }
+}
+
+/// Under bf16 on the CPU a batch is padded to a multiple of 4 (`precision::pad_multiple`:
+/// oneDNN builds a kernel per matrix shape), never past `max_width` and never shorter than its
+/// longest example; in float32 it keeps its exact width. The extra columns are masked like any
+/// padding, so logits and every layer's pooled vectors are the exact-width batch's: within
+/// 1e-5 in float32 (padded by hand), within bfloat16's rounding under bf16.
+#[test]
+fn batches_padded_to_a_multiple_give_the_exact_width_numbers() {
+    let _lock = precision_lock();
+    tch::manual_seed(5);
+    for name in MODELS {
+        let model = load(name, Pooling::Mean);
+        let vocab = model.config.vocab_size;
+        let lengths = [5usize, 3, 7, 6];
+        let set = Tokenized {
+            encoded: lengths
+                .iter()
+                .enumerate()
+                .map(|(r, &len)| Encoded {
+                    // Ids clear of the special tokens at the start of every vocabulary.
+                    ids: (0..len as i64)
+                        .map(|t| 5 + (7 * t + r as i64) % (vocab - 5))
+                        .collect(),
+                    type_ids: vec![0; len],
+                })
+                .collect(),
+            labels: vec![0, 1, 2, 1],
+            pad_id: model.config.pad_token_id,
+            use_token_types: model.config.uses_token_types(),
+            max_width: 128,
+        };
+        let rows: Vec<usize> = (0..lengths.len()).collect();
+        // The width rule: rounded up, capped by max_width, never below the longest.
+        assert_eq!(set.width(&rows, 1), 7, "{name}");
+        assert_eq!(set.width(&rows, 4), 8, "{name}");
+        assert_eq!(set.width(&rows, 16), 16, "{name}");
+        let capped = Tokenized {
+            max_width: 10,
+            ..set.clone()
+        };
+        assert_eq!(capped.width(&rows, 4), 8, "{name}");
+        assert_eq!(capped.width(&rows, 8), 8, "{name}");
+        assert_eq!(capped.width(&rows, 16), 10, "{name}: capped at max_width");
+        let short = Tokenized {
+            max_width: 6,
+            ..set.clone()
+        };
+        assert_eq!(short.width(&rows, 4), 7, "{name}: never below the longest");
+
+        let layers: Vec<usize> = (0..=model.config.num_layers as usize).collect();
+        let numbers = |batch: &Batch| {
+            model.inference(|m| {
+                let pooled: Vec<Tensor> = m
+                    .states(batch, &layers, false)
+                    .iter()
+                    .map(|s| Pooling::Mean.pool(s, &batch.attention_mask))
+                    .collect();
+                (m.logits(batch), pooled)
+            })
+        };
+        let narrow = |b: &Batch, width: i64| Batch {
+            input_ids: b.input_ids.narrow(1, 0, width).copy(),
+            token_type_ids: b.token_type_ids.narrow(1, 0, width).copy(),
+            attention_mask: b.attention_mask.narrow(1, 0, width).copy(),
+            labels: b.labels.copy(),
+        };
+
+        // float32: exact width; padded by hand to 8 gives the same numbers.
+        let exact = set.collate(&rows, Device::Cpu);
+        assert_eq!(
+            exact.input_ids.size(),
+            [4, 7],
+            "{name}: fp32 keeps the width"
+        );
+        let widen = |t: &Tensor, fill: i64| {
+            Tensor::cat(
+                &[
+                    t.shallow_clone(),
+                    Tensor::full([4, 1], fill, (Kind::Int64, Device::Cpu)),
+                ],
+                1,
+            )
+        };
+        let by_hand = Batch {
+            input_ids: widen(&exact.input_ids, set.pad_id),
+            token_type_ids: widen(&exact.token_type_ids, 0),
+            attention_mask: widen(&exact.attention_mask, 0),
+            labels: exact.labels.copy(),
+        };
+        let (logits, pooled) = numbers(&exact);
+        let (wide_logits, wide_pooled) = numbers(&by_hand);
+        let d = max_abs_diff(&wide_logits, &logits);
+        assert!(d < TOL, "{name}: fp32 logits padded to 8 differ by {d:e}");
+        for (l, (a, b)) in pooled.iter().zip(&wide_pooled).enumerate() {
+            let d = max_abs_diff(a, b);
+            assert!(
+                d < TOL,
+                "{name}: fp32 layer {l} padded to 8 differs by {d:e}"
+            );
+        }
+
+        // bf16 on the CPU: collate pads to 8; the same batch cut to 7 gives the same numbers.
+        precision::set(Precision::Bf16);
+        let padded = set.collate(&rows, Device::Cpu);
+        let cut = narrow(&padded, 7);
+        let (bf_logits, bf_pooled) = numbers(&padded);
+        let (cut_logits, cut_pooled) = numbers(&cut);
+        let capped_batch = capped.collate(&rows, Device::Cpu);
+        precision::set(Precision::Fp32);
+        assert_eq!(
+            padded.input_ids.size(),
+            [4, 8],
+            "{name}: bf16 pads to a multiple of 4"
+        );
+        assert_eq!(capped_batch.input_ids.size(), [4, 8], "{name}");
+        let bf16_vs_fp32 = max_abs_diff(&cut_logits, &logits);
+        let d = max_abs_diff(&bf_logits, &cut_logits);
+        assert!(
+            d < 0.02 * cut_logits.abs().max().double_value(&[]).max(1.0),
+            "{name}: bf16 logits padded to 8 differ by {d:e} (bf16 vs fp32: {bf16_vs_fp32:e})"
+        );
+        for (l, (a, b)) in bf_pooled.iter().zip(&cut_pooled).enumerate() {
+            let scale = b.abs().max().double_value(&[]);
+            let d = max_abs_diff(a, b);
+            assert!(
+                d < 0.02 * scale,
+                "{name}: bf16 layer {l} padded to 8 differs by {d:e} (scale {scale})"
+            );
+        }
     }
 }

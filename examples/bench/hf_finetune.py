@@ -53,6 +53,9 @@ def main():
                          "megabatch walked from long to short); shuffled = the same length groups, "
                          "batches in random order (heal's order)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--pad-multiple", type=int, default=1,
+                    help="with --padding dynamic: pad each batch to a multiple of this (the "
+                         "pad_to_multiple_of of HF's DataCollatorWithPadding)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--train-mode", choices=["full", "head"], default="full")
     ap.add_argument("--eval-each-epoch", action="store_true")
@@ -94,6 +97,7 @@ def main():
 
     def collate(features):
         width = max(len(f["input_ids"]) for f in features)
+        width = -(-width // args.pad_multiple) * args.pad_multiple
         out = {}
         for k in features[0]:
             if k == "labels":

@@ -13,6 +13,7 @@ pub fn sample_set(eval: &Tokenized, sample: &[usize]) -> Tokenized {
         labels: sample.iter().map(|&i| eval.labels[i]).collect(),
         pad_id: eval.pad_id,
         use_token_types: eval.use_token_types,
+        max_width: eval.max_width,
     }
 }
 

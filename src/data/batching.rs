@@ -2,7 +2,7 @@
 
 use super::Example;
 use crate::model::tokenizer::{Encoded, TextEncoder};
-use crate::model::Batch;
+use crate::model::{precision, Batch};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use tch::{Device, Tensor};
@@ -18,6 +18,9 @@ pub struct Tokenized {
     pub pad_id: i64,
     /// Whether token type ids are fed to the model (zeros otherwise).
     pub use_token_types: bool,
+    /// The widest a batch is padded to: the tokeniser's length limit, which the model's
+    /// positions allow. Rounding a batch's width up ([`precision::pad_multiple`]) stops here.
+    pub max_width: usize,
 }
 
 impl Tokenized {
@@ -35,6 +38,7 @@ impl Tokenized {
             labels: examples.iter().map(|e| e.label).collect(),
             pad_id: encoder.pad_id,
             use_token_types,
+            max_width: encoder.max_len,
         })
     }
 
@@ -49,6 +53,19 @@ impl Tokenized {
     /// Total real (non-padding) tokens in the given examples.
     pub fn tokens(&self, indices: &[usize]) -> usize {
         indices.iter().map(|&i| self.encoded[i].ids.len()).sum()
+    }
+
+    /// The padded width of a batch of `indices`: its longest example (at least 1 token),
+    /// rounded up to a multiple of `multiple` where [`max_width`](Self::max_width) allows.
+    pub fn width(&self, indices: &[usize], multiple: usize) -> usize {
+        let longest = indices
+            .iter()
+            .map(|&i| self.encoded[i].ids.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let rounded = longest.div_ceil(multiple.max(1)) * multiple.max(1);
+        rounded.min(self.max_width).max(longest)
     }
 
     /// Training batches: a seeded permutation, cut into groups of 50 batches, each group sorted
@@ -74,14 +91,11 @@ impl Tokenized {
         order.chunks(batch_size).map(|c| c.to_vec()).collect()
     }
 
-    /// Pads the chosen examples to the longest of them and moves them to `device`.
+    /// Pads the chosen examples to the longest of them, rounded up to the multiple the
+    /// precision and device ask for ([`precision::pad_multiple`]) but never past
+    /// [`max_width`](Self::max_width) nor shortening an example, and moves them to `device`.
     pub fn collate(&self, indices: &[usize], device: Device) -> Batch {
-        let width = indices
-            .iter()
-            .map(|&i| self.encoded[i].ids.len())
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        let width = self.width(indices, precision::pad_multiple(device));
         let n = indices.len();
         let mut ids = vec![self.pad_id; n * width];
         let mut types = vec![0i64; n * width];

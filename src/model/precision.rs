@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use tch::nn;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 #[derive(
     Debug,
@@ -54,6 +54,24 @@ pub fn current() -> Precision {
     match CURRENT.load(Ordering::Relaxed) {
         1 => Precision::Bf16,
         _ => Precision::Fp32,
+    }
+}
+
+/// The multiple a batch's padded width is rounded up to (the batch keeps its attention mask,
+/// so the extra columns are padding like any other). Under bf16 on the CPU, libtorch's
+/// products go through oneDNN, which builds a kernel for every new matrix shape (about 1 ms
+/// each, cached by shape): with widths free to take any value up to max-len, a fine-tuning
+/// run spent 0.9 of 7 s (2,000 SST-2 sentences) and 1.6 of 24 s (8,000) building kernels.
+/// Widths in steps of 4 leave a quarter of the shapes: 8,000 sentences, one epoch, 2 cores
+/// with AMX, alternating runs: training 21.0-22.5 -> 19.0-19.9 s, evaluation 0.87-0.92 ->
+/// 0.46-0.48 s, peak memory 2.9 -> 2.4 GB (steps of 8: 20.1-20.7 s; of 16: 21.6-22.3 s, the
+/// padding costing more than the kernels it saves). Under float32 MKL has no per-shape cost
+/// and padding is only extra work (steps of 8: 29.2 -> 33.6 s), so widths stay exact; on a
+/// GPU they stay exact too (not measured).
+pub fn pad_multiple(device: Device) -> usize {
+    match (current(), device) {
+        (Precision::Bf16, Device::Cpu) => 4,
+        _ => 1,
     }
 }
 

@@ -24,6 +24,8 @@ pub struct TextEncoder {
     /// Which file it came from: "tokenizer.json" or "vocab.txt".
     pub source: &'static str,
     pub pad_id: i64,
+    /// The most tokens an example is cut to, special tokens included.
+    pub max_len: usize,
 }
 
 impl TextEncoder {
@@ -63,6 +65,7 @@ impl TextEncoder {
             tokenizer,
             source,
             pad_id,
+            max_len,
         })
     }
 

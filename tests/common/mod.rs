@@ -94,6 +94,7 @@ pub fn heal_logits(checkpoint: &Path, texts: &[String], num_labels: i64) -> Vec<
                 labels: vec![0],
                 pad_id: enc.pad_id,
                 use_token_types: model.config.uses_token_types(),
+                max_width: enc.max_len,
             };
             let logits =
                 tch::no_grad(|| model.forward_t(&tok.collate(&[0], tch::Device::Cpu), false));
