@@ -205,3 +205,41 @@ fn sparse_embedding_gradients_with_weight_decay_update_every_row() {
     assert!(d < 1e-5, "relative difference {d}");
     assert!(!untouched);
 }
+
+/// Dense gradients given in bfloat16 take the step of their float32 copies, bit for bit
+/// (parameters, and the gradient norm clipping reads), on a parameter larger than a work
+/// chunk and with clipping engaged.
+#[test]
+fn bfloat16_gradients_take_the_step_of_their_float32_copies() {
+    let _guard = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+    let a = store(3);
+    let b = store(3);
+    let vars =
+        |vs: &nn::VarStore| -> Vec<Tensor> { sorted(vs).into_iter().map(|(_, t)| t).collect() };
+    let (va, vb) = (vars(&a), vars(&b));
+    let mut fa = FusedAdam::new(&va, 1e-2, 0.01, true);
+    let mut fb = FusedAdam::new(&vb, 1e-2, 0.01, true);
+    for step in 0..4 {
+        tch::manual_seed(200 + step);
+        let g16: Vec<Option<Tensor>> = va
+            .iter()
+            .map(|p| {
+                Some(
+                    (Tensor::randn(p.size(), (Kind::Float, Device::Cpu)) * 3.0)
+                        .to_kind(Kind::BFloat16),
+                )
+            })
+            .collect();
+        let g32: Vec<Option<Tensor>> = g16
+            .iter()
+            .map(|g| g.as_ref().map(|g| g.to_kind(Kind::Float)))
+            .collect();
+        let na = fa.step_grads(&g16, 1.0);
+        let nb = fb.step_grads(&g32, 1.0);
+        assert_eq!(na.to_bits(), nb.to_bits(), "step {step}: norm");
+        assert!(na > 1.0, "clipping engages");
+        for (x, y) in va.iter().zip(&vb) {
+            assert!(x.equal(y), "step {step}: parameters differ");
+        }
+    }
+}

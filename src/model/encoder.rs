@@ -4,7 +4,7 @@
 use super::config::{Activation, EncoderConfig, Family};
 use super::dropout;
 use super::layout::Layout;
-use super::precision::{self, to_f32, CastLinear};
+use super::precision::{self, to_f32, CastLinear, GradSource};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -302,6 +302,28 @@ pub struct LayerWeights {
 #[derive(Debug)]
 pub struct EncoderWeights {
     layers: Vec<LayerWeights>,
+}
+
+impl EncoderWeights {
+    /// The casts of the parameters (none under float32): the tensors a training step made
+    /// with these weights can take its gradients at ([`GradSource`]).
+    pub fn grad_sources(&self) -> Vec<&GradSource> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            match &l.qkv {
+                Qkv::Separate(q, k, v) => {
+                    for c in [q, k, v] {
+                        out.extend(c.grad_sources());
+                    }
+                }
+                Qkv::Stacked(qkv) => out.extend(qkv.grad_sources()),
+            }
+            for c in [&l.o, &l.ffn_in, &l.ffn_out] {
+                out.extend(c.grad_sources());
+            }
+        }
+        out
+    }
 }
 
 /// What an encoder pass computes, and with which weights.

@@ -128,6 +128,20 @@ impl SequenceClassifier {
         self.pooled_by(batch, pass)
     }
 
+    /// Training logits [batch, num_labels] from weights made for this step
+    /// ([`Encoder::weights`](encoder::Encoder::weights), outside `no_grad`): the numbers of
+    /// `forward_t(batch, true)`, and under bf16 the casts stay reachable afterwards
+    /// ([`EncoderWeights::grad_sources`]), for a backward pass that stops at them.
+    pub fn forward_train_with(&self, batch: &Batch, weights: &EncoderWeights) -> Tensor {
+        let pass = Pass {
+            train: true,
+            last_first_only: self.pooling == Pooling::Cls,
+            weights: Some(weights),
+            ..Default::default()
+        };
+        self.head.forward_t(&self.pooled_by(batch, pass), true)
+    }
+
     fn pooled_by(&self, batch: &Batch, pass: Pass) -> Tensor {
         let last = self
             .encoder

@@ -90,6 +90,20 @@ pub fn compute_kind() -> Kind {
 pub struct CastLinear {
     pub ws: Tensor,
     pub bs: Option<Tensor>,
+    /// Where `ws` and `bs` are casts: the parameters each one's rows came from.
+    sources: Vec<GradSource>,
+}
+
+/// A tensor cast (and stacked) from parameters, at which a backward pass can take the
+/// gradient in their place: rows `start..start + len` of its gradient are the gradient of the
+/// parameter with data pointer `param`, in the cast's dtype. The cast's own backward would
+/// only convert them to float32, which is exact, so an optimiser that reads them as they are
+/// (`FusedAdam::step_grads`) takes the same step and is spared that conversion.
+#[derive(Debug)]
+pub struct GradSource {
+    pub tensor: Tensor,
+    /// (parameter data pointer, first row, rows), in row order.
+    pub parts: Vec<(usize, i64, i64)>,
 }
 
 impl CastLinear {
@@ -114,10 +128,32 @@ impl CastLinear {
                 [one] => one.shallow_clone(),
                 _ => Tensor::cat(&b, 0),
             });
-        CastLinear {
-            ws: cast(ws),
-            bs: bs.map(cast),
+        let (ws, bs) = (cast(ws), bs.map(cast));
+        let mut sources = Vec::new();
+        if kind != Kind::Float {
+            let parts = |tensors: Vec<&Tensor>| {
+                let mut start = 0;
+                tensors
+                    .into_iter()
+                    .map(|t| {
+                        let rows = t.size()[0];
+                        start += rows;
+                        (t.data_ptr() as usize, start - rows, rows)
+                    })
+                    .collect()
+            };
+            sources.push(GradSource {
+                tensor: ws.shallow_clone(),
+                parts: parts(layers.iter().map(|l| &l.ws).collect()),
+            });
+            if let Some(b) = &bs {
+                sources.push(GradSource {
+                    tensor: b.shallow_clone(),
+                    parts: parts(layers.iter().filter_map(|l| l.bs.as_ref()).collect()),
+                });
+            }
         }
+        CastLinear { ws, bs, sources }
     }
 
     /// Output rows `start..start + len` of the weight (and bias): a view, no copy.
@@ -125,7 +161,14 @@ impl CastLinear {
         CastLinear {
             ws: self.ws.narrow(0, start, len),
             bs: self.bs.as_ref().map(|b| b.narrow(0, start, len)),
+            sources: Vec::new(),
         }
+    }
+
+    /// The casts of parameters this layer multiplies with (none under float32, where `ws` and
+    /// `bs` are the parameters themselves).
+    pub fn grad_sources(&self) -> &[GradSource] {
+        &self.sources
     }
 
     /// `xs @ W^T + b`, `xs` cast to the weight's dtype; the result has that dtype.

@@ -64,6 +64,9 @@ pub struct AdamState {
 struct Work {
     p: *mut f32,
     g: *mut f32,
+    /// The gradient chunk in bfloat16 (its bits) instead, where the backward pass gave it so
+    /// (`g` is then null).
+    g16: *const u16,
     m: *mut f32,
     v: *mut f32,
     len: usize,
@@ -98,6 +101,11 @@ impl Consts {
                 std::slice::from_raw_parts_mut(w.v, w.len),
             )
         };
+        if !w.g16.is_null() {
+            // SAFETY: the gradient chunk is valid for `len` reads (see `Work`).
+            let g16 = unsafe { std::slice::from_raw_parts(w.g16, w.len) };
+            return with_widened(g16, |g| self.update_widest(p, Some(g), m, v));
+        }
         let g = (!w.g.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(w.g, w.len) });
         self.update_widest(p, g.as_deref(), m, v);
         if let (Some(g), true) = (g, w.zero) {
@@ -231,6 +239,24 @@ fn sum_squares_lanes(g: &[f32]) -> f64 {
     acc[0]
 }
 
+thread_local! {
+    /// A worker's float32 copy of the bfloat16 gradient chunk it works on (at most [`CHUNK`]
+    /// values: it stays in cache between the widening and the use).
+    static WIDENED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `f` of the bfloat16 values `g16` (their bits) widened to float32. Widening is exact (a
+/// bfloat16 is the upper half of a float32), so `f` sees the very numbers a float32 copy of the
+/// gradient would hold.
+fn with_widened<R>(g16: &[u16], f: impl FnOnce(&[f32]) -> R) -> R {
+    WIDENED.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        buf.extend(g16.iter().map(|&b| f32::from_bits((b as u32) << 16)));
+        f(&buf)
+    })
+}
+
 /// A coalesced sparse gradient: its rows (ascending) and their values, [rows, width].
 struct SparseGrad {
     rows: Vec<usize>,
@@ -353,8 +379,10 @@ impl FusedAdam {
     }
 
     /// The same step on gradients given in the order of [`vars`](Self::vars) (`None`: no
-    /// gradient, the parameter is left alone); dense gradients must be contiguous float32,
-    /// sparse ones coalescible COO tensors of a 2-D parameter. The gradients are only read.
+    /// gradient, the parameter is left alone); dense gradients must be contiguous float32 or
+    /// bfloat16 (read as the float32 numbers they stand for: the step is that of their float32
+    /// copies, bit for bit), sparse ones coalescible COO tensors of a 2-D parameter. The
+    /// gradients are only read.
     pub fn step_grads(&mut self, grads: &[Option<Tensor>], max_norm: f64) -> f64 {
         assert_eq!(
             grads.len(),
@@ -426,6 +454,7 @@ impl FusedAdam {
                         work.push(Work {
                             p: p.add(r * width),
                             g,
+                            g16: std::ptr::null(),
                             m: m.add(r * width),
                             v: v.add(r * width),
                             len: width,
@@ -435,19 +464,27 @@ impl FusedAdam {
                 }
                 continue;
             }
+            let bf16 = g.kind() == Kind::BFloat16;
             assert!(
-                g.is_contiguous() && g.kind() == Kind::Float,
-                "fused optimiser: gradient of a parameter is not contiguous float32"
+                g.is_contiguous() && (g.kind() == Kind::Float || bf16) && !(bf16 && zero),
+                "fused optimiser: gradient of a parameter is not contiguous float32 or bfloat16"
             );
             let n = slot.exp_avg.len();
-            let gp = g.data_ptr() as *mut f32;
+            assert_eq!(g.numel(), n, "fused optimiser: gradient of another size");
+            let gp = g.data_ptr();
             for start in (0..n).step_by(CHUNK) {
                 let len = CHUNK.min(n - start);
                 // SAFETY: start + len <= n, the length of every buffer.
                 unsafe {
+                    let (g, g16) = if bf16 {
+                        (std::ptr::null_mut(), (gp as *const u16).add(start))
+                    } else {
+                        ((gp as *mut f32).add(start), std::ptr::null())
+                    };
                     work.push(Work {
                         p: p.add(start),
-                        g: gp.add(start),
+                        g,
+                        g16,
                         m: m.add(start),
                         v: v.add(start),
                         len,
@@ -461,10 +498,15 @@ impl FusedAdam {
         let partial: Vec<f64> = work
             .par_iter()
             .map(|w| {
+                if !w.g16.is_null() {
+                    // SAFETY: the gradient chunk is valid for `len` reads (see `Work`).
+                    let g16 = unsafe { std::slice::from_raw_parts(w.g16, w.len) };
+                    return with_widened(g16, sum_squares);
+                }
                 if w.g.is_null() {
                     return 0.0;
                 }
-                // SAFETY: the gradient chunk is valid for `len` reads (see `Work`).
+                // SAFETY: as above.
                 sum_squares(unsafe { std::slice::from_raw_parts(w.g, w.len) })
             })
             .collect();

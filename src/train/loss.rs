@@ -2,16 +2,19 @@
 
 use super::prepare::Prepared;
 use crate::data::batching::Tokenized;
+use crate::model::encoder::EncoderWeights;
 use crate::model::SequenceClassifier;
 use tch::{Kind, Reduction, Tensor};
 
 /// The mean cross-entropy loss of one training batch: from the cached features, through the
-/// frozen encoder (--train head), or through the whole model.
+/// frozen encoder (--train head), or through the whole model (with `weights`, made for this
+/// step, when given).
 pub(super) fn batch_loss(
     p: &Prepared,
     features: Option<&Tensor>,
     head_only: bool,
     indices: &[usize],
+    weights: Option<&EncoderWeights>,
 ) -> Tensor {
     let batch = p.train.collate(indices, p.device);
     let logits = match (features, head_only) {
@@ -24,7 +27,10 @@ pub(super) fn batch_loss(
             let pooled = tch::no_grad(|| p.model.pooled(&batch, false));
             p.model.head.forward_t(&pooled, true)
         }
-        (None, false) => p.model.forward_t(&batch, true),
+        (None, false) => match weights {
+            Some(w) => p.model.forward_train_with(&batch, w),
+            None => p.model.forward_t(&batch, true),
+        },
     };
     logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Mean, -100, 0.0)
 }

@@ -1,6 +1,8 @@
 //! Optimiser, learning-rate schedule and gradient clipping.
 
+use crate::model::precision::{to_f32, GradSource};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use tch::{nn, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
@@ -106,7 +108,11 @@ impl Stepper {
     /// The backward pass of `loss`, its gradients added to those of the passes since the last
     /// step. The fused step takes the gradients straight from the backward pass, so the
     /// `.grad` fields are never written (no zeroing pass; with one pass per step, no addition).
-    pub fn accumulate(&mut self, loss: &Tensor) {
+    /// It also takes a parameter's gradient at a cast of it the pass multiplied with, where
+    /// `sources` names one (the parameter reaching the loss through that cast alone, as the
+    /// encoder's linear weights do): the gradient in bfloat16 under bf16, which the step
+    /// reads as it is. libtorch's optimiser ignores `sources`.
+    pub fn accumulate(&mut self, loss: &Tensor, sources: &[&GradSource]) {
         match self {
             Stepper::Torch { opt, pending, .. } => {
                 if !*pending {
@@ -119,16 +125,48 @@ impl Stepper {
                 // Frozen tensors (requires_grad off) stay in the var store's trainable list;
                 // they get no gradient.
                 let vars = opt.vars();
-                let live: Vec<&Tensor> =
-                    vars.iter().copied().filter(|v| v.requires_grad()).collect();
-                let mut computed = Tensor::run_backward(&[loss], &live, false, false).into_iter();
+                let sources: Vec<&GradSource> = sources
+                    .iter()
+                    .copied()
+                    .filter(|s| s.tensor.requires_grad())
+                    .collect();
+                // Parameter (by data pointer) -> (source, first row, rows).
+                let at_cast: HashMap<usize, (usize, i64, i64)> = sources
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, s)| s.parts.iter().map(move |&(p, at, n)| (p, (i, at, n))))
+                    .collect();
+                let direct: Vec<&Tensor> = vars
+                    .iter()
+                    .copied()
+                    .filter(|v| {
+                        v.requires_grad() && !at_cast.contains_key(&(v.data_ptr() as usize))
+                    })
+                    .collect();
+                let inputs: Vec<&Tensor> = direct
+                    .iter()
+                    .copied()
+                    .chain(sources.iter().map(|s| &s.tensor))
+                    .collect();
+                let computed = Tensor::run_backward(&[loss], &inputs, false, false);
+                let (direct_grads, cast_grads) = computed.split_at(direct.len());
+                let mut direct_grads = direct_grads.iter();
                 let grads: Vec<Option<Tensor>> = tch::no_grad(|| {
                     vars.iter()
                         .map(|var| {
                             if !var.requires_grad() {
                                 return None;
                             }
-                            let g = computed.next().expect("one gradient per input");
+                            let g = match at_cast.get(&(var.data_ptr() as usize)) {
+                                Some(&(i, at, n)) if cast_grads[i].defined() => {
+                                    cast_grads[i].narrow(0, at, n)
+                                }
+                                Some(_) => return None,
+                                None => direct_grads
+                                    .next()
+                                    .expect("one gradient per input")
+                                    .shallow_clone(),
+                            };
                             match (g.defined(), g.is_sparse()) {
                                 (false, _) => None,
                                 (true, true) => Some(g),
@@ -139,12 +177,13 @@ impl Stepper {
                 });
                 *pending = Some(match pending.take() {
                     None => grads,
-                    // Sparse gradients add as sparse tensors (the step coalesces them).
+                    // Sparse gradients add as sparse tensors (the step coalesces them); the
+                    // sum of bfloat16 gradients is taken in float32.
                     Some(sum) => tch::no_grad(|| {
                         sum.into_iter()
                             .zip(grads)
                             .map(|pair| match pair {
-                                (Some(a), Some(b)) => Some(a + b),
+                                (Some(a), Some(b)) => Some(to_f32(a) + b),
                                 (a, b) => a.or(b),
                             })
                             .collect()

@@ -307,6 +307,12 @@ fn train_loop(
         "optimiser step: {}",
         if opt.is_fused() { "fused" } else { "libtorch" }
     );
+    // Under bf16 the fused step takes the weights' gradients in bfloat16 at the casts the
+    // forward pass multiplied with, not at the float32 parameters: the backward pass skips
+    // converting every weight's gradient (the same numbers; see GradSource).
+    let stop_at_casts = opt.is_fused()
+        && !head_only
+        && crate::model::precision::current() == crate::model::precision::Precision::Bf16;
     let delay = super::resume::test_step_delay();
     let mut stopped_early = None;
     let num_labels = p.task.labels.len();
@@ -332,12 +338,18 @@ fn train_loop(
             opt.set_lr(lr);
             let micro_batches: Vec<&[usize]> = group.chunks(cfg.batch_size).collect();
             for indices in &micro_batches {
-                let loss = batch_loss(p, features.as_ref(), head_only, indices);
+                let weights = stop_at_casts.then(|| p.model.encoder.weights());
+                let loss = batch_loss(p, features.as_ref(), head_only, indices, weights.as_ref());
+                let sources = weights
+                    .as_ref()
+                    .map(|w| w.grad_sources())
+                    .unwrap_or_default();
                 if micro_batches.len() == 1 {
-                    opt.accumulate(&loss);
+                    opt.accumulate(&loss, &sources);
                 } else {
                     // The group's mean loss: each micro-batch weighted by its share of examples.
-                    opt.accumulate(&(&loss * (indices.len() as f64 / group.len() as f64)));
+                    let share = indices.len() as f64 / group.len() as f64;
+                    opt.accumulate(&(&loss * share), &sources);
                 }
                 seen += indices.len();
                 loss_sum += loss.detach() * indices.len() as f64;
