@@ -377,22 +377,29 @@ fn batches_padded_to_a_multiple_give_the_exact_width_numbers() {
             max_width: 128,
         };
         let rows: Vec<usize> = (0..lengths.len()).collect();
-        // The width rule: rounded up, capped by max_width, never below the longest.
-        assert_eq!(set.width(&rows, 1), 7, "{name}");
-        assert_eq!(set.width(&rows, 4), 8, "{name}");
-        assert_eq!(set.width(&rows, 16), 16, "{name}");
+        // The width rule: rounded up, capped by max_width, never below the longest (7).
+        for (max_width, multiple, want) in [
+            (128, 1, 7),
+            (128, 4, 8),
+            (128, 16, 16),
+            (10, 8, 8),
+            (10, 16, 10),
+            (6, 4, 7),
+        ] {
+            let s = Tokenized {
+                max_width,
+                ..set.clone()
+            };
+            assert_eq!(
+                s.width(&rows, multiple),
+                want,
+                "{name}: max {max_width}, multiple {multiple}"
+            );
+        }
         let capped = Tokenized {
             max_width: 10,
             ..set.clone()
         };
-        assert_eq!(capped.width(&rows, 4), 8, "{name}");
-        assert_eq!(capped.width(&rows, 8), 8, "{name}");
-        assert_eq!(capped.width(&rows, 16), 10, "{name}: capped at max_width");
-        let short = Tokenized {
-            max_width: 6,
-            ..set.clone()
-        };
-        assert_eq!(short.width(&rows, 4), 7, "{name}: never below the longest");
 
         let layers: Vec<usize> = (0..=model.config.num_layers as usize).collect();
         let numbers = |batch: &Batch| {
