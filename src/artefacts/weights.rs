@@ -82,7 +82,6 @@ impl StartWeights {
             let p = values(pre)?;
             let c = self.corrupted.get(name).map(values).transpose()?;
             let h = values(&healed_var.detach().to_device(Device::Cpu))?;
-            let c_ref = c.as_deref().unwrap_or(&p);
             let bins = &self.bins[&place.group];
             let counts = hist.entry(place.group).or_insert_with(|| {
                 std::array::from_fn(|_| StageCounts {
@@ -90,8 +89,34 @@ impl StartWeights {
                     ..Default::default()
                 })
             });
-            for (stage, v) in [&p[..], c_ref, &h[..]].into_iter().enumerate() {
-                bins.count(v, &mut counts[stage]);
+            // The stages' passes are independent: two threads take them (each pass as before,
+            // so the numbers are the same to the last bit). A tensor the damage left alone has
+            // its corrupted stage equal to the pretrained one: computed once.
+            let stage = |v: &[f32]| (moments(v), bins.counted(v));
+            let ((pre_stats, healed_stats), (corr_stats, sums)) = rayon::join(
+                || rayon::join(|| stage(&p), || stage(&h)),
+                || {
+                    rayon::join(
+                        || c.as_deref().map(stage),
+                        || {
+                            let c = c.as_deref();
+                            (
+                                sum_sq(&p, None),
+                                c.map(|c| sum_sq(c, None)),
+                                sum_sq(&h, Some(&p)),
+                                c.map(|c| sum_sq(&h, Some(c))),
+                            )
+                        },
+                    )
+                },
+            );
+            let (p_sq, c_sq, h_minus_p, h_minus_c) = sums;
+            let corr_stats = corr_stats.unwrap_or_else(|| pre_stats.clone());
+            for (into, (_, got)) in counts
+                .iter_mut()
+                .zip([&pre_stats, &corr_stats, &healed_stats])
+            {
+                add_counts(into, got);
             }
             tensors.push(TensorSummary {
                 tensor: name.clone(),
@@ -100,13 +125,13 @@ impl StartWeights {
                 part: place.part.to_string(),
                 group: place.group,
                 count: p.len(),
-                pretrained: moments(&p),
-                corrupted: moments(c_ref),
-                healed: moments(&h),
-                pretrained_sq: sum_sq(&p, None),
-                corrupted_sq: sum_sq(c_ref, None),
-                healed_minus_pretrained_sq: sum_sq(&h, Some(&p)),
-                healed_minus_corrupted_sq: sum_sq(&h, Some(c_ref)),
+                pretrained: pre_stats.0,
+                corrupted: corr_stats.0,
+                healed: healed_stats.0,
+                pretrained_sq: p_sq,
+                corrupted_sq: c_sq.unwrap_or(p_sq),
+                healed_minus_pretrained_sq: h_minus_p,
+                healed_minus_corrupted_sq: h_minus_c.unwrap_or(h_minus_p),
             });
         }
         let histograms = ALL_GROUPS
@@ -128,6 +153,15 @@ impl StartWeights {
             histograms,
             tensors,
         })
+    }
+}
+
+/// Adds one tensor's counts to its group's.
+fn add_counts(into: &mut StageCounts, got: &StageCounts) {
+    into.below += got.below;
+    into.above += got.above;
+    for (a, b) in into.counts.iter_mut().zip(&got.counts) {
+        *a += b;
     }
 }
 
@@ -191,6 +225,16 @@ impl Bins {
             log2_first,
             log2_width,
         }
+    }
+
+    /// The counts of `values` alone ([`count`](Self::count) into empty counts).
+    fn counted(&self, values: &[f32]) -> StageCounts {
+        let mut out = StageCounts {
+            counts: vec![0; HISTOGRAM_BINS],
+            ..Default::default()
+        };
+        self.count(values, &mut out);
+        out
     }
 
     /// Adds |v| of every value: bin i holds edges[i] <= |v| < edges[i+1], the last bin its upper
