@@ -307,12 +307,11 @@ fn train_loop(
         "optimiser step: {}",
         if opt.is_fused() { "fused" } else { "libtorch" }
     );
-    // Under bf16 the fused step takes the weights' gradients in bfloat16 at the casts the
-    // forward pass multiplied with, not at the float32 parameters: the backward pass skips
-    // converting every weight's gradient (the same numbers; see GradSource).
-    let stop_at_casts = opt.is_fused()
-        && !head_only
-        && crate::model::precision::current() == crate::model::precision::Precision::Bf16;
+    // The fused step takes the weights' gradients at the casts the forward pass multiplied
+    // with (under bf16, in bfloat16), not at the float32 parameters: the backward pass skips
+    // converting every weight's gradient (the same numbers; see GradSource). Under float32
+    // the weights are the parameters and name no casts.
+    let stop_at_casts = opt.is_fused() && !head_only;
     let delay = super::resume::test_step_delay();
     let mut stopped_early = None;
     let num_labels = p.task.labels.len();
