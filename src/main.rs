@@ -5,6 +5,8 @@ mod cli;
 
 use clap::Parser;
 
+heal::use_jemalloc!();
+
 fn main() {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(line) = cli::hf_flags::misnamed(&argv) {

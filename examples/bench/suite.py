@@ -45,11 +45,13 @@ def say(msg):
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def measure(cmd, log_path):
-    """Runs cmd (stdout+stderr to log_path); returns wall seconds and peak RSS (MiB)."""
+def measure(cmd, log_path, env=None):
+    """Runs cmd (stdout+stderr to log_path; env: variables added to ours); returns wall seconds
+    and peak RSS (MiB)."""
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env=dict(os.environ, **env) if env else None)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
@@ -166,9 +168,25 @@ def heal_run(args, name, flags, work):
     }
 
 
-def hf_run(args, name, flags, work):
+def jemalloc():
+    """Debian's libjemalloc.so.2 (.ci/setup installs it), or None. heal's binary has jemalloc
+    linked in (src/heap.rs); HF runs on it through LD_PRELOAD, with heal's options, so that
+    the allocator's share of heal's lead is shown apart."""
+    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        path = os.path.join(d, "libjemalloc.so.2")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def on_jemalloc():
+    lib = jemalloc()
+    return {"LD_PRELOAD": lib, "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"} if lib else None
+
+
+def hf_run(args, name, flags, work, env=None):
     path = os.path.join(work, f"{name}.json")
-    wall, rss = measure([PY, HF, "--model", model_dir(), *flags, "--out", path], os.path.join(work, f"{name}.log"))
+    wall, rss = measure([PY, HF, "--model", model_dir(), *flags, "--out", path], os.path.join(work, f"{name}.log"), env)
     r = json.load(open(path))
     return {
         "name": name, "wall_seconds": wall, "peak_rss_mib": rss,
@@ -203,11 +221,20 @@ def part_finetune(args, out, work):
         ("HF padded fp32", lambda: hf_run(args, "hf-padded-fp32", hf_flags + ["--padding", "max"], work)),
         ("HF best fp32", lambda: hf_run(args, "hf-best-fp32", hf_flags + ["--padding", "dynamic"], work)),
     ]
+    je = on_jemalloc()
+    if je:
+        plan.append(("HF best fp32, jemalloc", lambda: hf_run(args, "hf-best-fp32-jemalloc",
+                                                              hf_flags + ["--padding", "dynamic"], work, je)))
+    else:
+        say("no libjemalloc.so.2 (Debian's libjemalloc2): the HF rows on jemalloc are left out")
     if bf16:
         plan += [
             ("heal bf16", lambda: heal_run(args, "heal-bf16", heal_flags + ["--precision", "bf16"], work)),
             ("HF best bf16", lambda: hf_run(args, "hf-best-bf16", hf_flags + ["--padding", "dynamic", "--precision", "bf16"], work)),
         ]
+        if je:
+            plan.append(("HF best bf16, jemalloc", lambda: hf_run(
+                args, "hf-best-bf16-jemalloc", hf_flags + ["--padding", "dynamic", "--precision", "bf16"], work, je)))
     rows = {}
     for label, job in plan:
         say(f"fine-tuning: {label} ...")
@@ -413,21 +440,17 @@ def report(out):
                      "evaluation on the validation split:\n")
         peak = out.get("matmul_gflops", {}).get("fp32")
         table = []
+        peers = [p for p in ("HF padded fp32", "HF best fp32", "HF best bf16", "HF best fp32, jemalloc",
+                             "HF best bf16, jemalloc") if p in rows]
         for label, r in rows.items():
-            ratios = []
-            for peer in ("HF padded fp32", "HF best fp32", "HF best bf16"):
-                if peer in rows and not label.startswith("HF"):
-                    ratios.append(f"{r['train_examples_per_second'] / rows[peer]['train_examples_per_second']:.2f}x")
-                elif not label.startswith("HF"):
-                    ratios.append("")
-            if label.startswith("HF"):
-                ratios = ["", "", ""][:len(ratios) or 3]
+            ratios = [""] * len(peers) if label.startswith("HF") else [
+                f"{r['train_examples_per_second'] / rows[peer]['train_examples_per_second']:.2f}x" for peer in peers]
             mfu = f"{r['useful_gflops']:.0f}" + (f" ({100 * r['useful_gflops'] / peak:.0f}%)" if peak else "")
             table.append([label, f"{r['train_examples_per_second']:.1f}", f"{r['eval_examples_per_second']:.0f}",
                           f"{r['wall_seconds']:.0f}", f"{r['peak_rss_mib']:.0f}", f"{100 * r['f1_weighted']:.2f}", mfu,
                           *ratios])
         parts.append(fmt_table(["run", "train ex/s", "eval ex/s", "wall s", "peak RSS MiB", "weighted F1",
-                                "useful GFLOP/s (of fp32 peak)", "vs HF padded", "vs HF best", "vs HF best bf16"], table))
+                                "useful GFLOP/s (of fp32 peak)", *[f"vs {p}" for p in peers]], table))
     if "probe" in out:
         p = out["probe"]
         rows = p["rows"]

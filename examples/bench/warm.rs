@@ -38,9 +38,10 @@ struct Args {
     max_len: usize,
 }
 
+// The allocator `heal` runs on.
+heal::use_jemalloc!();
+
 fn main() -> anyhow::Result<()> {
-    // As `heal embed` does before any tensor is made.
-    heal::heap::keep_freed_memory();
     let args = Args::parse();
     // heal embed's own preparation; nothing is written, so `out` is never looked at.
     let prepared = extract::prepare(&ExtractRequest {

@@ -86,13 +86,6 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    // The commands whose work is libtorch's (training, encoding); see heal::heap.
-    if matches!(
-        cli.command,
-        Command::Finetune(_) | Command::Demo(_) | Command::Embed(_) | Command::Sweep(_)
-    ) {
-        heal::heap::keep_freed_memory();
-    }
     match cli.command {
         Command::Finetune(args) => finetune::run(args),
         Command::Demo(args) => demo::run(args),
