@@ -59,19 +59,45 @@ pub struct AdamState {
     pub slots: Vec<[Tensor; 3]>,
 }
 
-/// Raw views of one chunk of one parameter, sent to a worker thread. `g` is null where the
-/// gradient is zero (rows outside a sparse gradient).
+/// Raw views of one chunk of one parameter, sent to a worker thread.
 struct Work {
     p: *mut f32,
-    g: *mut f32,
-    /// The gradient chunk in bfloat16 (its bits) instead, where the backward pass gave it so
-    /// (`g` is then null).
-    g16: *const u16,
+    g: Grad,
     m: *mut f32,
     v: *mut f32,
     len: usize,
-    /// Zero the gradient chunk after use (`.grad` fields reused by the next backward pass).
-    zero: bool,
+}
+
+/// The gradient chunk of a [`Work`].
+enum Grad {
+    /// Zero (rows outside a sparse gradient).
+    Zero,
+    /// float32; `zero`: zeroed after use (`.grad` fields reused by the next backward pass).
+    F32 { g: *mut f32, zero: bool },
+    /// bfloat16 (its bits), read as the float32 numbers it stands for.
+    Bf16(*const u16),
+}
+
+impl Work {
+    /// `f` of the gradient chunk as float32 (`None`: zero). A bfloat16 chunk is widened, which
+    /// is exact (a bfloat16 is the upper half of a float32): `f` sees the very numbers a
+    /// float32 copy of the gradient would hold.
+    fn with_grad<R>(&self, f: impl FnOnce(Option<&[f32]>) -> R) -> R {
+        // SAFETY: the gradient chunk is valid for `len` reads (see the Send impl below).
+        match self.g {
+            Grad::Zero => f(None),
+            Grad::F32 { g, .. } => f(Some(unsafe { std::slice::from_raw_parts(g, self.len) })),
+            Grad::Bf16(g) => {
+                let g16 = unsafe { std::slice::from_raw_parts(g, self.len) };
+                WIDENED.with(|buf| {
+                    let mut buf = buf.borrow_mut();
+                    buf.clear();
+                    buf.extend(g16.iter().map(|&b| f32::from_bits((b as u32) << 16)));
+                    f(Some(&buf))
+                })
+            }
+        }
+    }
 }
 
 // The pointers of distinct `Work` items never overlap (distinct tensors or disjoint chunks),
@@ -101,15 +127,10 @@ impl Consts {
                 std::slice::from_raw_parts_mut(w.v, w.len),
             )
         };
-        if !w.g16.is_null() {
-            // SAFETY: the gradient chunk is valid for `len` reads (see `Work`).
-            let g16 = unsafe { std::slice::from_raw_parts(w.g16, w.len) };
-            return with_widened(g16, |g| self.update_widest(p, Some(g), m, v));
-        }
-        let g = (!w.g.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(w.g, w.len) });
-        self.update_widest(p, g.as_deref(), m, v);
-        if let (Some(g), true) = (g, w.zero) {
-            g.fill(0.0);
+        w.with_grad(|g| self.update_widest(p, g, m, v));
+        if let Grad::F32 { g, zero: true } = w.g {
+            // SAFETY: as above; no other slice of the chunk is alive.
+            unsafe { std::slice::from_raw_parts_mut(g, w.len) }.fill(0.0);
         }
     }
 
@@ -243,18 +264,6 @@ thread_local! {
     /// A worker's float32 copy of the bfloat16 gradient chunk it works on (at most [`CHUNK`]
     /// values: it stays in cache between the widening and the use).
     static WIDENED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// `f` of the bfloat16 values `g16` (their bits) widened to float32. Widening is exact (a
-/// bfloat16 is the upper half of a float32), so `f` sees the very numbers a float32 copy of the
-/// gradient would hold.
-fn with_widened<R>(g16: &[u16], f: impl FnOnce(&[f32]) -> R) -> R {
-    WIDENED.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        buf.clear();
-        buf.extend(g16.iter().map(|&b| f32::from_bits((b as u32) << 16)));
-        f(&buf)
-    })
 }
 
 /// A coalesced sparse gradient: its rows (ascending) and their values, [rows, width].
@@ -445,20 +454,19 @@ impl FusedAdam {
                         Some(&(j, &row)) if row == r => {
                             next.next();
                             // SAFETY: j < nnz rows of the [nnz, width] values.
-                            unsafe { gp.add(j * width) }
+                            let g = unsafe { gp.add(j * width) };
+                            Grad::F32 { g, zero: false }
                         }
-                        _ => std::ptr::null_mut(),
+                        _ => Grad::Zero,
                     };
                     // SAFETY: r < nrows, so the row lies inside every buffer.
                     unsafe {
                         work.push(Work {
                             p: p.add(r * width),
                             g,
-                            g16: std::ptr::null(),
                             m: m.add(r * width),
                             v: v.add(r * width),
                             len: width,
-                            zero: false,
                         });
                     }
                 }
@@ -476,19 +484,20 @@ impl FusedAdam {
                 let len = CHUNK.min(n - start);
                 // SAFETY: start + len <= n, the length of every buffer.
                 unsafe {
-                    let (g, g16) = if bf16 {
-                        (std::ptr::null_mut(), (gp as *const u16).add(start))
+                    let g = if bf16 {
+                        Grad::Bf16((gp as *const u16).add(start))
                     } else {
-                        ((gp as *mut f32).add(start), std::ptr::null())
+                        Grad::F32 {
+                            g: (gp as *mut f32).add(start),
+                            zero,
+                        }
                     };
                     work.push(Work {
                         p: p.add(start),
                         g,
-                        g16,
                         m: m.add(start),
                         v: v.add(start),
                         len,
-                        zero,
                     });
                 }
             }
@@ -497,18 +506,7 @@ impl FusedAdam {
         // bit, whatever the thread count or scheduling (runs stay reproducible).
         let partial: Vec<f64> = work
             .par_iter()
-            .map(|w| {
-                if !w.g16.is_null() {
-                    // SAFETY: the gradient chunk is valid for `len` reads (see `Work`).
-                    let g16 = unsafe { std::slice::from_raw_parts(w.g16, w.len) };
-                    return with_widened(g16, sum_squares);
-                }
-                if w.g.is_null() {
-                    return 0.0;
-                }
-                // SAFETY: as above.
-                sum_squares(unsafe { std::slice::from_raw_parts(w.g, w.len) })
-            })
+            .map(|w| w.with_grad(|g| g.map_or(0.0, sum_squares)))
             .collect();
         let norm = partial.iter().sum::<f64>().sqrt();
         let coef = if max_norm > 0.0 {
