@@ -30,6 +30,10 @@ keeps its best round: on a shared machine a busy spell then hits both. The load 
 and after is recorded (two OpenMP threads on a core another process holds can run several
 times slower, for heal and torch alike). --baseline BIN adds the evaluation rows of another heal
 build (the old binary's `heal embed` has no --precision).
+The floor: each row's matrix products (counted from the batches' widths, as the side runs them)
+at the matmul part's fp32 or bf16 peak of the same libtorch (measured here when that part did not
+run), everything else counted as free. No pass can be faster, so it bounds the ratio any
+implementation of the same arithmetic could reach on the machine.
 Both sides' [CLS] vectors are compared (max abs difference, least cosine similarity), and
 heal's bf16 against heal's fp32 for scale.
 
@@ -48,7 +52,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from suite import DATA, ROOT, fmt_table, machine, measure, model_dir, read_jsonl, say  # noqa: E402
+from suite import DATA, ROOT, fmt_table, machine, measure, model_dir, part_matmul, read_jsonl, say  # noqa: E402
 
 BATCH = 32
 MAX_LEN = 128
@@ -125,6 +129,8 @@ class HfModel:
         order = sorted(range(len(texts)), key=lambda i: (-len(self.enc["input_ids"][i]), i))
         self.batches = [order[s:s + BATCH] for s in range(0, len(order), BATCH)]
         self.n = len(texts)
+        # (batch size, padded width) of every batch: the padding both sides do.
+        self.widths = [(len(idx), max(len(self.enc["input_ids"][i]) for i in idx)) for idx in self.batches]
 
     def run(self, precision):
         """One pass: the [CLS] vectors (example order) and its seconds."""
@@ -156,6 +162,30 @@ def hf_cold(data, precision):
     if proc.returncode != 0 or not m:
         raise SystemExit(f"[bench] HF cold pass failed:\n{proc.stdout[-1000:]}\n{proc.stderr[-2000:]}")
     return float(m.group(1))
+
+
+def product_flops(widths, cls_last_layer, pooler, pad_multiple=1):
+    """Floating-point operations of the pass's matrix products (2 per multiply-add), counted
+    from each batch's (size, padded width): the linear layers and the attention products of
+    every layer, as the side runs them. `cls_last_layer`: the last layer's keys and values at
+    every position but its query, attention, output and feed-forward at [CLS] only (heal under
+    [CLS] pooling); `pooler`: BertModel's pooler on [CLS] (HF AutoModel computes it);
+    `pad_multiple`: widths rounded up to it (heal under bf16 on the CPU)."""
+    cfg = json.load(open(os.path.join(model_dir(), "config.json")))
+    h, f, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    total = 0
+    for b, s in widths:
+        s = -(-s // pad_multiple) * pad_multiple
+        full = 2 * b * s * (4 * h * h + 2 * h * f) + 2 * 2 * b * s * s * h
+        total += (layers - 1) * full
+        if cls_last_layer:
+            # k, v at every position; q, o, the feed-forward and the attention of one row.
+            total += 2 * b * s * 2 * h * h + 2 * b * (2 * h * h + 2 * h * f) + 2 * 2 * b * s * h
+        else:
+            total += full
+        if pooler:
+            total += 2 * b * h * h
+    return total
 
 
 def compare(a, b):
@@ -202,6 +232,21 @@ def part_inference(args, out, work):
                         heal_eval(args, baseline, data, precision, work))
     rows = {label: {"seconds": min(s), "seconds_all": s, "examples_per_second": n / min(s)}
             for label, s in seconds.items()}
+    # The floor: each side's products at the matmul part's peak rate of the same libtorch
+    # (measured here if that part did not run), no other work counted.
+    if "matmul_gflops" not in out:
+        part_matmul(out)
+    peak = out["matmul_gflops"]
+    flops = {}
+    for precision in ("fp32", "bf16"):
+        flops[f"heal {precision}"] = product_flops(hf.widths, cls_last_layer=True, pooler=False,
+                                                   pad_multiple=4 if precision == "bf16" else 1)
+        flops[f"HF {precision}"] = product_flops(hf.widths, cls_last_layer=False, pooler=True)
+    for label, r in rows.items():
+        precision = label.split()[-1]
+        side = "HF" if label.startswith("HF") else "heal"
+        r["product_gflop"] = flops[f"{side} {precision}"] / 1e9
+        r["products_at_peak_seconds"] = r["product_gflop"] / peak[precision]
     for precision in ("fp32", "bf16"):
         say(f"  {precision}: heal embed {rows[f'heal embed {precision}']['examples_per_second']:.0f} ex/s, "
             f"HF {rows[f'HF {precision}']['examples_per_second']:.0f} ex/s, "
@@ -209,6 +254,7 @@ def part_inference(args, out, work):
             f"heal warm {rows[f'heal warm {precision}']['examples_per_second']:.0f} ex/s")
     out["inference"] = {
         "settings": {"examples": n, "batch_size": BATCH, "max_len": MAX_LEN, "threads": THREADS,
+                     "peak_gflops": peak,
                      "repeats": repeats, "load_average_before": load_before,
                      "load_average_after": os.getloadavg()},
         "rows": rows,
@@ -233,7 +279,19 @@ def report_inference(out):
             hf = rows.get(peer)
             ratios.append("" if label.startswith("HF") or not hf
                           else f"{r['examples_per_second'] / hf['examples_per_second']:.2f}x")
-        table.append([label, f"{r['seconds']:.2f}", f"{r['examples_per_second']:.0f}", *ratios])
+        floor = r.get("products_at_peak_seconds")
+        share = "" if floor is None else f"{r['product_gflop']:.0f} GFLOP, {floor:.2f} s ({100 * floor / r['seconds']:.0f}%)"
+        table.append([label, f"{r['seconds']:.2f}", f"{r['examples_per_second']:.0f}", *ratios, share])
+    bounds = []
+    if "peak_gflops" in s:
+        for precision in ("fp32", "bf16"):
+            heal_floor = rows[f"heal embed {precision}"]["products_at_peak_seconds"]
+            hf_warm = rows[f"HF {precision}"]["seconds"]
+            hf_cold = rows[f"HF cold {precision}"]["seconds"]
+            bounds.append(f"{precision}: heal's products alone take {heal_floor:.2f} s at the {precision} peak "
+                          f"({s['peak_gflops'][precision]:.0f} GFLOP/s), so heal can be at most "
+                          f"{hf_warm / heal_floor:.2f}x HF warm and {hf_cold / heal_floor:.2f}x HF cold on this "
+                          f"machine; 1.5x HF warm would need {hf_warm / 1.5:.2f} s.")
     text = [f"Inference, minilm-l6 on SST-2 validation ({s['examples']} sentences), batches of "
             f"{s['batch_size']} sorted by length and padded to their longest, max length {s['max_len']}, "
             f"{s['threads']} threads, best of {s['repeats']} rounds taking turns (heal embed: the encoding "
@@ -241,7 +299,12 @@ def report_inference(out):
             "AutoModel, eval mode, no_grad, bf16 under autocast, passes in one process, warm; HF cold: the first "
             "pass of a fresh process, like for like with heal embed); 1-minute load "
             f"average {s['load_average_before'][0]:.1f} before, {s['load_average_after'][0]:.1f} after:\n",
-            fmt_table(["run", "seconds", "ex/s", "vs HF warm, same precision", "vs HF cold"], table),
+            fmt_table(["run", "seconds", "ex/s", "vs HF warm, same precision", "vs HF cold",
+                       "products, at the matmul peak (share of the time)"], table),
+            *(["\nThe floor (products counted from the batches' widths: heal computes the last layer's "
+               "query, attention, output and feed-forward at [CLS] only, HF AutoModel the whole layer and "
+               "its pooler; under bf16 heal pads widths to a multiple of 4; element-wise work, attention's "
+               "softmax and every overhead counted as free):", *[f"- {b}" for b in bounds]] if bounds else []),
             "\n[CLS] vectors:\n",
             fmt_table(["compared", "max abs diff", "least cosine", "mean cosine"],
                       [[k, f"{v['max_abs_diff']:.2e}", f"{v['min_cosine']:.6f}", f"{v['mean_cosine']:.6f}"]
