@@ -240,11 +240,28 @@ impl Layer {
         let context = if train && self.attention_dropout > 0.0 && xs.device() == Device::Cpu {
             // libtorch's fused CPU attention does not take dropout (it falls back to a
             // composite with `bernoulli_`): the same composite here, with the fast mask.
+            // The scale and the padding go into the product as baddbmm's alpha and its added
+            // input (-inf at padded keys, one row per sequence and head, broadcast over the
+            // queries): the scores come out of the product scaled and masked in the compute
+            // dtype, where scaling, masking and a cast to float32 were three more passes over
+            // [batch, heads, seq, seq] forward and three more back. Softmax reads them as they
+            // are and computes in float32.
+            let nh = self.num_heads;
             let scale = 1.0 / (d as f64).sqrt();
-            let mut scores = to_f32(q.matmul(&k.transpose(-2, -1))) * scale;
-            if let Some(mask) = mask {
-                scores = scores.masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
-            }
+            let bias = Tensor::zeros([b, 1, 1, s], (q.kind(), q.device()));
+            let bias = match mask {
+                Some(mask) => bias.masked_fill(&mask.logical_not(), f64::NEG_INFINITY),
+                None => bias,
+            };
+            let bias = bias.expand([b, nh, 1, s], false).reshape([b * nh, 1, s]);
+            let scores = bias
+                .baddbmm(
+                    &q.reshape([b * nh, sq, d]),
+                    &k.reshape([b * nh, s, d]).transpose(1, 2),
+                    1.0,
+                    scale,
+                )
+                .view([b, nh, sq, s]);
             let probs = dropout::apply_leading(
                 &scores.softmax(-1, Kind::Float),
                 &[b, self.num_heads, s, s],
