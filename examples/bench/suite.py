@@ -8,7 +8,8 @@ Run it through examples/bench.sh (which sets up and builds first). Parts:
             batch 32, max length 128, lr 5e-5: heal (fp32, bf16) vs HF transformers padded to
             max length (run_glue.py's default), HF at its best (dynamic padding, HF's
             LengthGroupedSampler) and HF at its best under bf16 autocast. Training and
-            evaluation throughput, wall time, peak RSS, weighted F1.
+            evaluation throughput, wall time, peak RSS, weighted F1. --finetune-rounds rounds
+            (default 2) taking turns, each row keeping its fastest; the padded row runs once.
   probe     linear probe (frozen encoder, head trained), 10 epochs on an AG News subset:
             heal with cached features vs heal re-encoding every epoch vs HF re-encoding every
             epoch (the HF way).
@@ -235,18 +236,32 @@ def part_finetune(args, out, work):
         if je:
             plan.append(("HF best bf16, jemalloc", lambda: hf_run(
                 args, "hf-best-bf16-jemalloc", hf_flags + ["--padding", "dynamic", "--precision", "bf16"], work, je)))
+    # Rounds taking turns, each row keeping its fastest training: on a shared machine a busy
+    # spell then slows one round of every side, not one side (a single round once moved heal
+    # bf16's ratio by a quarter). The padded HF row, 7-10 minutes and an order of magnitude
+    # behind, runs once.
+    rounds = max(1, getattr(args, "finetune_rounds", 2))
     rows = {}
-    for label, job in plan:
-        say(f"fine-tuning: {label} ...")
-        rows[label] = job()
-        r = rows[label]
-        say(f"  {r['train_examples_per_second']:.1f} train ex/s, {r['eval_examples_per_second']:.1f} eval ex/s, "
-            f"F1 {r['f1_weighted']:.4f}, {r['wall_seconds']:.0f} s, {r['peak_rss_mib']:.0f} MiB")
+    rates = {}
+    for round_ in range(rounds):
+        for label, job in plan:
+            if round_ > 0 and label == "HF padded fp32":
+                continue
+            say(f"fine-tuning: round {round_ + 1}/{rounds}, {label} ...")
+            r = job()
+            rates.setdefault(label, []).append(r["train_examples_per_second"])
+            if label not in rows or r["train_examples_per_second"] > rows[label]["train_examples_per_second"]:
+                rows[label] = r
+            say(f"  {r['train_examples_per_second']:.1f} train ex/s, {r['eval_examples_per_second']:.1f} eval ex/s, "
+                f"F1 {r['f1_weighted']:.4f}, {r['wall_seconds']:.0f} s, {r['peak_rss_mib']:.0f} MiB")
+    for label, r in rows.items():
+        r["train_examples_per_second_rounds"] = rates[label]
     tokens = token_count(train, 128)
     flops_per_epoch = 6 * nonembedding_params() * tokens
     for r in rows.values():
         r["useful_gflops"] = flops_per_epoch / r["train_seconds"] / 1e9
-    out["finetune"] = {"settings": common | {"train_examples": n, "train_tokens": tokens}, "rows": rows}
+    out["finetune"] = {"settings": common | {"train_examples": n, "train_tokens": tokens, "rounds": rounds},
+                       "rows": rows}
 
 
 def part_agreement(args, out, work):
@@ -437,7 +452,10 @@ def report(out):
         s = f["settings"]
         parts.append(f"\nFine-tuning minilm-l6, SST-2 {s['train_examples']} training examples "
                      f"({s['train_tokens']} tokens), 1 epoch, batch 32, max length 128, lr 5e-5; "
-                     "evaluation on the validation split:\n")
+                     "evaluation on the validation split; "
+                     + (f"the fastest of {s['rounds']} rounds taking turns (HF padded: one run; each row's "
+                        "train ex/s per round in results.json)" if s.get("rounds", 1) > 1 else "one run each")
+                     + ":\n")
         peak = out.get("matmul_gflops", {}).get("fp32")
         table = []
         peers = [p for p in ("HF padded fp32", "HF best fp32", "HF best bf16", "HF best fp32, jemalloc",
@@ -506,6 +524,9 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "runs", "bench"))
     ap.add_argument("--finetune-examples", type=int, default=8000)
     ap.add_argument("--eval-examples", type=int, default=0, help="0: the whole validation split")
+    ap.add_argument("--finetune-rounds", type=int, default=2,
+                    help="rounds of the fine-tuning part, rows taking turns, each keeping its fastest "
+                         "(the padded HF row runs once)")
     ap.add_argument("--probe-examples", type=int, default=1000)
     ap.add_argument("--probe-eval-examples", type=int, default=500)
     ap.add_argument("--tsne-points", type=int, default=5000)
