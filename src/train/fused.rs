@@ -179,21 +179,26 @@ impl Consts {
     #[inline(always)]
     fn update_slices(&self, p: &mut [f32], g: GradSlice, m: &mut [f32], v: &mut [f32]) {
         let c = self.coef;
-        match (g, self.l2 != 0.0) {
-            (GradSlice::F32(g), false) => {
-                self.update_loop::<false>(p, g.iter().map(|&x| x * c), m, v)
-            }
-            (GradSlice::F32(g), true) => {
-                self.update_loop::<true>(p, g.iter().map(|&x| x * c), m, v)
-            }
-            (GradSlice::Bf16(g), false) => {
-                self.update_loop::<false>(p, g.iter().map(|&x| widen(x) * c), m, v)
-            }
-            (GradSlice::Bf16(g), true) => {
-                self.update_loop::<true>(p, g.iter().map(|&x| widen(x) * c), m, v)
-            }
-            (GradSlice::Zero, false) => self.update_loop::<false>(p, std::iter::repeat(0.0), m, v),
-            (GradSlice::Zero, true) => self.update_loop::<true>(p, std::iter::repeat(0.0), m, v),
+        match g {
+            GradSlice::F32(g) => self.update_grads(p, g.iter().map(|&x| x * c), m, v),
+            GradSlice::Bf16(g) => self.update_grads(p, g.iter().map(|&x| widen(x) * c), m, v),
+            GradSlice::Zero => self.update_grads(p, std::iter::repeat(0.0), m, v),
+        }
+    }
+
+    /// [`update_loop`](Self::update_loop) with or without the L2 term, picked once per chunk.
+    #[inline(always)]
+    fn update_grads(
+        &self,
+        p: &mut [f32],
+        grads: impl Iterator<Item = f32>,
+        m: &mut [f32],
+        v: &mut [f32],
+    ) {
+        if self.l2 != 0.0 {
+            self.update_loop::<true>(p, grads, m, v)
+        } else {
+            self.update_loop::<false>(p, grads, m, v)
         }
     }
 
