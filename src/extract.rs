@@ -173,6 +173,7 @@ pub fn prepare(req: &ExtractRequest) -> anyhow::Result<Prepared> {
     };
     let seed = run_cfg.map_or(req.seed, |c| c.seed);
     precision::set(req.precision.unwrap_or_default());
+    precision::bf16_kernels_override()?;
     let pooling = req
         .pooling
         .or_else(|| cfg.map(|c| c.pooling))

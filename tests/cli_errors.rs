@@ -13,8 +13,13 @@ struct Outcome {
 }
 
 fn heal(args: &[&str]) -> Outcome {
+    heal_with(args, &[])
+}
+
+fn heal_with(args: &[&str], env: &[(&str, &str)]) -> Outcome {
     let out = Command::new(heal_bin())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("heal runs");
     Outcome {
@@ -25,6 +30,11 @@ fn heal(args: &[&str]) -> Outcome {
 
 /// Runs a finetune on the tiny fixtures with `args` appended and checks the error contract.
 fn expect_error(extra: &[&str], must_mention: &[&str]) {
+    expect_error_with(extra, must_mention, &[]);
+}
+
+/// [`expect_error`] with environment variables set.
+fn expect_error_with(extra: &[&str], must_mention: &[&str], env: &[(&str, &str)]) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let train = fixtures().join("tiny-data").join("train.jsonl");
@@ -55,7 +65,7 @@ fn expect_error(extra: &[&str], must_mention: &[&str]) {
         }
     }
     let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let r = heal(&refs);
+    let r = heal_with(&refs, env);
     assert_eq!(
         r.code,
         Some(2),
@@ -84,6 +94,15 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
+}
+
+#[test]
+fn unknown_bf16_kernels_name_the_variable() {
+    expect_error_with(
+        &["--precision", "bf16"],
+        &["HEAL_BF16_KERNELS=amx", "bf16", "fp32"],
+        &[("HEAL_BF16_KERNELS", "amx")],
+    );
 }
 
 #[test]

@@ -166,6 +166,7 @@ def heal_run(args, name, flags, work):
         "eval_examples_per_second": run["data"]["eval_examples"] * epochs / t["eval_seconds"],
         "f1_weighted": result["final"]["f1_weighted"],
         "confusion_matrix": result["confusion_matrix"],
+        "bf16_kernels": run.get("bf16_kernels"),
     }
 
 
@@ -469,6 +470,11 @@ def report(out):
                           *ratios])
         parts.append(fmt_table(["run", "train ex/s", "eval ex/s", "wall s", "peak RSS MiB", "weighted F1",
                                 "useful GFLOP/s (of fp32 peak)", *[f"vs {p}" for p in peers]], table))
+        kernels = {r.get("bf16_kernels") for r in rows.values()} - {None}
+        if "fp32" in kernels:
+            parts.append("\nheal bf16 ran its products on float32 kernels with bfloat16's rounding (this CPU has "
+                         "no AMX units, where oneDNN's bfloat16 kernels run at about half MKL's float32 rate; "
+                         "HEAL_BF16_KERNELS=bf16 would run oneDNN's, as HF's autocast does).")
     if "probe" in out:
         p = out["probe"]
         rows = p["rows"]

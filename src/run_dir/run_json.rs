@@ -36,6 +36,10 @@ pub struct RunJson {
     pub corruption: Option<CorruptionReport>,
     pub schedule: LinearSchedule,
     pub device: String,
+    /// Under bf16, which kernels ran the products (see `model::precision::Bf16Kernels`);
+    /// absent under fp32 and in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bf16_kernels: Option<crate::model::precision::Bf16Kernels>,
     pub threads: i32,
     pub versions: Versions,
     pub started_at: String,

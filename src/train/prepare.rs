@@ -50,6 +50,7 @@ pub(super) fn prepare(cfg: &FinetuneConfig) -> anyhow::Result<Prepared> {
         crate::threads::set("--threads", n)?;
     }
     crate::model::precision::set(cfg.precision);
+    crate::model::precision::bf16_kernels_override()?;
     let model_dir = crate::hub::model::resolve(&cfg.model, cfg.revision.as_deref())?;
     let files = crate::model::checkpoint::CheckpointFiles::locate(&model_dir)?;
     let model_config = crate::model::config::EncoderConfig::from_file(&files.config)?;

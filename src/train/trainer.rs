@@ -99,6 +99,8 @@ fn run(cfg: &FinetuneConfig, how: Start) -> anyhow::Result<RunOutcome> {
         corruption: p.corruption.clone(),
         schedule,
         device: device_name(p.device),
+        bf16_kernels: (cfg.precision == crate::model::precision::Precision::Bf16)
+            .then(|| crate::model::precision::bf16_kernels(p.device)),
         threads: tch::get_num_threads(),
         versions: versions::Versions::current(),
         started_at: chrono::Local::now().to_rfc3339(),
