@@ -190,11 +190,15 @@ def product_flops(widths, cls_last_layer, pooler, pad_multiple=1):
 
 def heal_bf16_kernels():
     """Which kernels heal's bf16 products run on here, as heal decides (model/precision.rs):
-    HEAL_BF16_KERNELS if set, else oneDNN's bfloat16 kernels ("bf16") on a CPU with AMX and
-    float32 kernels on bfloat16-rounded operands ("fp32") on any other."""
+    HEAL_BF16_KERNELS if set, else oneDNN's bfloat16 kernels ("bf16") on an x86-64 CPU with
+    AMX and on other architectures, float32 kernels on bfloat16-rounded operands ("fp32") on
+    an x86-64 CPU without AMX."""
+    import platform
     chosen = os.environ.get("HEAL_BF16_KERNELS")
     if chosen:
         return chosen
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return "bf16"
     try:
         flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split()
     except OSError:

@@ -51,8 +51,8 @@ pub struct EmbedArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Matrix-product precision: fp32, or bf16 (bfloat16 products, as torch's autocast; fast
-    /// on CPUs with AMX; on other CPUs run by float32 kernels on bfloat16-rounded operands,
-    /// HEAL_BF16_KERNELS=bf16|fp32 overriding the choice). [default: fp32]
+    /// on CPUs with AMX; on x86 CPUs without AMX run by float32 kernels on bfloat16-rounded
+    /// operands, HEAL_BF16_KERNELS=bf16|fp32 overriding the choice). [default: fp32]
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
     /// libtorch threads. [default: one per core]

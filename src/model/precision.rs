@@ -4,9 +4,9 @@
 //! does it: parameters, optimiser state, LayerNorm, softmax statistics, residual sums and the
 //! loss stay float32; the inputs and weights of the encoder's linear layers and attention are
 //! cast to bfloat16 for the product (on CPUs with AMX units and on recent GPUs this is several
-//! times faster; on other CPUs float32 kernels run the same arithmetic, see [`Bf16Kernels`]),
-//! and the results come back as float32. Gradients flow through
-//! the casts, so the float32 master weights receive float32 gradients.
+//! times faster; on x86-64 CPUs without AMX float32 kernels run the same arithmetic, see
+//! [`Bf16Kernels`]), and the results come back as float32. Gradients flow through the casts,
+//! so the float32 master weights receive float32 gradients.
 //!
 //! The setting is process-wide, like autocast's: the trainer sets it once before a run.
 
@@ -91,9 +91,10 @@ pub fn bf16_kernels_override() -> anyhow::Result<Option<Bf16Kernels>> {
     }
 }
 
-/// Whether this CPU has AMX units the OS lets programs use (CPUID leaf 7: AMX-BF16 and
-/// AMX-TILE; XCR0: the tile state enabled).
-fn cpu_has_amx() -> bool {
+/// Whether libtorch's bfloat16 kernels are the faster choice on this CPU: on x86-64, whether
+/// it has AMX units the OS lets programs use (CPUID leaf 7: AMX-BF16 and AMX-TILE; XCR0: the
+/// tile state enabled). Elsewhere true, as before this choice existed (not measured there).
+fn cpu_bf16_kernels_fast() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{__cpuid, __cpuid_count};
@@ -118,13 +119,13 @@ fn cpu_has_amx() -> bool {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        true
     }
 }
 
-/// How bf16 products are computed on `device`: on a GPU, and on a CPU with AMX, libtorch's
-/// bfloat16 kernels; on any other CPU, float32 kernels on bfloat16-rounded operands (see
-/// [`Bf16Kernels`]). [`BF16_KERNELS_ENV`] overrides the CPU's choice (an invalid value counts
+/// How bf16 products are computed on `device`: on a GPU, on an x86-64 CPU with AMX and on
+/// other architectures, libtorch's bfloat16 kernels; on an x86-64 CPU without AMX, float32
+/// kernels on bfloat16-rounded operands (see [`Bf16Kernels`]). [`BF16_KERNELS_ENV`] overrides the CPU's choice (an invalid value counts
 /// as unset here; runs check it first with [`bf16_kernels_override`]).
 pub fn bf16_kernels(device: Device) -> Bf16Kernels {
     static CPU: std::sync::OnceLock<Bf16Kernels> = std::sync::OnceLock::new();
@@ -133,7 +134,7 @@ pub fn bf16_kernels(device: Device) -> Bf16Kernels {
     }
     *CPU.get_or_init(|| match bf16_kernels_override() {
         Ok(Some(k)) => k,
-        _ if cpu_has_amx() => Bf16Kernels::Bf16,
+        _ if cpu_bf16_kernels_fast() => Bf16Kernels::Bf16,
         _ => Bf16Kernels::Fp32,
     })
 }

@@ -124,9 +124,9 @@ pub struct FinetuneOptions {
     #[arg(long)]
     pub device: Option<String>,
     /// Matrix-product precision: fp32, or bf16 (bfloat16 products, float32 weights, optimiser,
-    /// LayerNorm and loss; fast on CPUs with AMX and on Ampere or newer GPUs; on other CPUs
-    /// the products run on float32 kernels with bfloat16's rounding, HEAL_BF16_KERNELS=bf16|fp32
-    /// overriding the choice). [default: fp32]
+    /// LayerNorm and loss; fast on CPUs with AMX and on Ampere or newer GPUs; on x86 CPUs
+    /// without AMX the products run on float32 kernels with bfloat16's rounding,
+    /// HEAL_BF16_KERNELS=bf16|fp32 overriding the choice). [default: fp32]
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
     /// On the CPU, take optimiser steps with heal's fused Adam/AdamW (clipping, update and
