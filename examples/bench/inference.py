@@ -266,9 +266,8 @@ def part_inference(args, out, work):
         side = "HF" if label.startswith("HF") else "heal"
         r["product_gflop"] = flops[f"{side} {precision}"] / 1e9
         # heal's bf16 products on float32 kernels are bounded by the float32 peak.
-        rate = peak["fp32" if side == "heal" and precision == "bf16" and kernels == "fp32" else precision]
-        r["products_at_peak_seconds"] = r["product_gflop"] / rate
-        r["peak_gflops"] = rate
+        on = "fp32" if side == "heal" and precision == "bf16" and kernels == "fp32" else precision
+        r["products_at_peak_seconds"] = r["product_gflop"] / peak[on]
     for precision in ("fp32", "bf16"):
         say(f"  {precision}: heal embed {rows[f'heal embed {precision}']['examples_per_second']:.0f} ex/s, "
             f"HF {rows[f'HF {precision}']['examples_per_second']:.0f} ex/s, "
@@ -308,8 +307,8 @@ def report_inference(out):
     if "peak_gflops" in s:
         for precision in ("fp32", "bf16"):
             heal_floor = rows[f"heal embed {precision}"]["products_at_peak_seconds"]
-            rate = rows[f"heal embed {precision}"].get("peak_gflops", s["peak_gflops"][precision])
-            on = "fp32" if rate == s["peak_gflops"]["fp32"] else precision
+            on = "fp32" if precision == "bf16" and s.get("heal_bf16_kernels") == "fp32" else precision
+            rate = s["peak_gflops"][on]
             hf_warm = rows[f"HF {precision}"]["seconds"]
             hf_cold = rows[f"HF cold {precision}"]["seconds"]
             how = (" (heal's bf16 products run on float32 kernels on this CPU, which has no AMX units)"

@@ -77,17 +77,14 @@ pub const BF16_KERNELS_ENV: &str = "HEAL_BF16_KERNELS";
 /// The [`BF16_KERNELS_ENV`] override, if set; a value other than `bf16` or `fp32` is a
 /// [`crate::error::UserError`].
 pub fn bf16_kernels_override() -> anyhow::Result<Option<Bf16Kernels>> {
-    match std::env::var(BF16_KERNELS_ENV) {
-        Err(_) => Ok(None),
-        Ok(v) if v.is_empty() => Ok(None),
-        Ok(v) => match v.as_str() {
-            "bf16" => Ok(Some(Bf16Kernels::Bf16)),
-            "fp32" => Ok(Some(Bf16Kernels::Fp32)),
-            _ => Err(crate::error::user(format!(
-                "{BF16_KERNELS_ENV}={v}: expected bf16 (libtorch's bfloat16 kernels) or fp32 \
-                 (float32 kernels on bfloat16-rounded operands), or unset it to let the CPU decide"
-            ))),
-        },
+    match std::env::var(BF16_KERNELS_ENV).as_deref() {
+        Err(_) | Ok("") => Ok(None),
+        Ok("bf16") => Ok(Some(Bf16Kernels::Bf16)),
+        Ok("fp32") => Ok(Some(Bf16Kernels::Fp32)),
+        Ok(v) => Err(crate::error::user(format!(
+            "{BF16_KERNELS_ENV}={v}: expected bf16 (libtorch's bfloat16 kernels) or fp32 \
+             (float32 kernels on bfloat16-rounded operands), or unset it to let the CPU decide"
+        ))),
     }
 }
 
@@ -125,8 +122,9 @@ fn cpu_bf16_kernels_fast() -> bool {
 
 /// How bf16 products are computed on `device`: on a GPU, on an x86-64 CPU with AMX and on
 /// other architectures, libtorch's bfloat16 kernels; on an x86-64 CPU without AMX, float32
-/// kernels on bfloat16-rounded operands (see [`Bf16Kernels`]). [`BF16_KERNELS_ENV`] overrides the CPU's choice (an invalid value counts
-/// as unset here; runs check it first with [`bf16_kernels_override`]).
+/// kernels on bfloat16-rounded operands (see [`Bf16Kernels`]). [`BF16_KERNELS_ENV`] overrides
+/// the CPU's choice (an invalid value counts as unset here; runs check it first with
+/// [`bf16_kernels_override`]).
 pub fn bf16_kernels(device: Device) -> Bf16Kernels {
     static CPU: std::sync::OnceLock<Bf16Kernels> = std::sync::OnceLock::new();
     if device != Device::Cpu {
