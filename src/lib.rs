@@ -27,6 +27,7 @@ pub mod run_dir;
 pub mod stats;
 pub mod string_serde;
 pub mod sweep;
+pub mod team;
 pub mod tensorboard;
 pub mod threads;
 pub mod torch_error;
