@@ -73,7 +73,7 @@ pub fn for_each(n: usize, body: impl Fn(usize) + Sync) {
         return;
     }
     let Some(parallel) = gomp_parallel() else {
-        (0..n).into_par_iter().for_each(|i| body(i));
+        (0..n).into_par_iter().for_each(&body);
         return;
     };
     let job = Job {
