@@ -55,12 +55,23 @@ fn embedding(path: &nn::Path, dotted: &str, rows: i64, cfg: &EncoderConfig) -> n
     nn::embedding(sub(path, dotted), rows, cfg.hidden_size, c)
 }
 
-fn activate(xs: &Tensor, act: Activation) -> Tensor {
-    match act {
-        Activation::Gelu => xs.gelu("none"),
-        Activation::GeluTanh => xs.gelu("tanh"),
-        Activation::Relu => xs.relu(),
+/// The feed-forward activation of a product's output. Where no graph records the pass
+/// (evaluation, encoding) it runs in place: the product's output is not needed again, and a
+/// second [tokens, intermediate] buffer is spared.
+fn activate(mut xs: Tensor, act: Activation) -> Tensor {
+    if xs.requires_grad() {
+        return match act {
+            Activation::Gelu => xs.gelu("none"),
+            Activation::GeluTanh => xs.gelu("tanh"),
+            Activation::Relu => xs.relu(),
+        };
     }
+    let _ = match act {
+        Activation::Gelu => xs.gelu_("none"),
+        Activation::GeluTanh => xs.gelu_("tanh"),
+        Activation::Relu => xs.relu_(),
+    };
+    xs
 }
 
 /// Word + position (+ token type) embeddings, LayerNorm, dropout.
@@ -275,22 +286,25 @@ impl Layer {
             Tensor::scaled_dot_product_attention(&q, &k, &v, mask, p, false, None, false)
         };
         let context = context.transpose(1, 2).reshape([b, sq, h]);
-        // Dropout of the two sublayers' outputs, on float32 (the fast masks' dtype). Without
-        // it the product's output (bfloat16 under bf16) goes straight into the float32
-        // residual sum, which promotes it: the same numbers as a cast first, one pass fewer.
+        // A sublayer's product added to the residual stream `onto`, with dropout of the
+        // product's output where it applies, on float32 (the fast masks' dtype). Without
+        // dropout the product's output (bfloat16 under bf16) goes straight into the float32
+        // residual sum, which promotes it: the same numbers as a cast first, one pass fewer;
+        // under float32 the product accumulates into the residual (`apply_onto`).
         let full = [b, s, h];
-        let hidden_dropout = |xs: Tensor, on: bool| {
-            if on && train && self.hidden_dropout > 0.0 {
-                dropout::apply_leading(&to_f32(xs), &full, 1, self.hidden_dropout, train)
+        let sublayer = |linear: &CastLinear, xs: &Tensor, onto: &Tensor, dropout_here: bool| {
+            if dropout_here && train && self.hidden_dropout > 0.0 {
+                let out = to_f32(linear.apply(xs));
+                onto + dropout::apply_leading(&out, &full, 1, self.hidden_dropout, train)
             } else {
-                xs
+                linear.apply_onto(xs, onto)
             }
         };
-        let attn = hidden_dropout(w.o.apply(&context), self.dropout_after_attention_output);
-        let attn = self.ln_attn.forward(&(xq + attn));
-        let ffn = activate(&w.ffn_in.apply(&attn), self.activation);
-        let ffn = hidden_dropout(w.ffn_out.apply(&ffn), true);
-        self.ln_ffn.forward(&(attn + ffn))
+        let attn = sublayer(&w.o, &context, &xq, self.dropout_after_attention_output);
+        let attn = self.ln_attn.forward(&attn);
+        let ffn = activate(w.ffn_in.apply(&attn), self.activation);
+        self.ln_ffn
+            .forward(&sublayer(&w.ffn_out, &ffn, &attn, true))
     }
 }
 

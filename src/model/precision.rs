@@ -318,6 +318,29 @@ impl CastLinear {
     }
 }
 
+impl CastLinear {
+    /// `onto + xs @ W^T + b`. Under float32 one product accumulated into `onto + b`
+    /// (`addmm_`): [`apply`](Self::apply) and an addition would copy the bias into the
+    /// product's output first and then add `onto` in a pass of their own. The sum is the same
+    /// up to float32 rounding (the terms are added in another order). Otherwise
+    /// `onto + apply(xs)`.
+    pub fn apply_onto(&self, xs: &Tensor, onto: &Tensor) -> Tensor {
+        let float = |t: &Tensor| t.kind() == Kind::Float;
+        if self.wide.is_some() || !float(&self.ws) || !float(xs) || !float(onto) {
+            return onto + self.apply(xs);
+        }
+        let (n, k) = (self.ws.size()[0], self.ws.size()[1]);
+        let out = match &self.bs {
+            Some(b) => onto + b,
+            None => onto.copy(),
+        };
+        // A view of `out`: the product accumulates into its storage.
+        let mut rows = out.view([-1, n]);
+        let _ = rows.addmm_(&xs.reshape([-1, k]), &self.ws.tr());
+        out
+    }
+}
+
 /// A float32 view of an activation (no copy when it already is float32).
 pub fn to_f32(xs: Tensor) -> Tensor {
     if xs.kind() == Kind::Float {
@@ -415,6 +438,43 @@ mod tests {
                 assert_eq!(grad.to_kind(Kind::BFloat16).to_kind(Kind::Float), grad);
             }
         }
+    }
+
+    /// `apply_onto` is `onto + apply(xs)`: under float32 to float32 rounding (another order
+    /// of the additions), for a strided `onto` (the [CLS] row of a layer's input) and without
+    /// a bias too; under bfloat16 the very same tensor.
+    #[test]
+    fn apply_onto_adds_the_product_to_the_residual() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let with_bias = nn::linear(vs.root().sub("a"), 24, 16, Default::default());
+        let no_bias = nn::linear(
+            vs.root().sub("b"),
+            24,
+            16,
+            nn::LinearConfig {
+                bias: false,
+                ..Default::default()
+            },
+        );
+        let xs = Tensor::randn([3, 1, 24], (Kind::Float, Device::Cpu));
+        let onto = Tensor::randn([3, 5, 16], (Kind::Float, Device::Cpu)).narrow(1, 0, 1);
+        for layer in [&with_bias, &no_bias] {
+            let linear = CastLinear::of(layer, Kind::Float);
+            let expected = &onto + linear.apply(&xs);
+            let got = linear.apply_onto(&xs, &onto);
+            assert_eq!(got.size(), expected.size());
+            let d = (&got - &expected).abs().max().double_value(&[]);
+            assert!(d < 1e-5, "{d}");
+            let bf16 = CastLinear::of(layer, Kind::BFloat16);
+            assert!(bf16
+                .apply_onto(&xs, &onto)
+                .equal(&(&onto + bf16.apply(&xs))));
+        }
+        // `onto` itself is left alone.
+        let before = onto.copy();
+        let _ = CastLinear::of(&with_bias, Kind::Float).apply_onto(&xs, &onto);
+        assert!(onto.equal(&before));
     }
 
     #[test]
