@@ -316,9 +316,7 @@ impl CastLinear {
                 .linear(&self.ws, self.bs.as_ref())
         }
     }
-}
 
-impl CastLinear {
     /// `onto + xs @ W^T + b`. Under float32 one product accumulated into `onto + b`
     /// (`addmm_`): [`apply`](Self::apply) and an addition would copy the bias into the
     /// product's output first and then add `onto` in a pass of their own. The sum is the same
@@ -326,7 +324,8 @@ impl CastLinear {
     /// `onto + apply(xs)`.
     pub fn apply_onto(&self, xs: &Tensor, onto: &Tensor) -> Tensor {
         let float = |t: &Tensor| t.kind() == Kind::Float;
-        if self.wide.is_some() || !float(&self.ws) || !float(xs) || !float(onto) {
+        // Under bf16 the weight is bfloat16 (also where `wide` multiplies): no float32 path.
+        if !float(&self.ws) || !float(xs) || !float(onto) {
             return onto + self.apply(xs);
         }
         let (n, k) = (self.ws.size()[0], self.ws.size()[1]);
